@@ -1,0 +1,51 @@
+# Everything a newcomer needs: `make run` and `make test`. The venv is created on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+IMAGE ?= signaling:dev
+BASE_IMAGE ?= python:3.11-slim-bookworm
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast lint typecheck image bench clean compat-deps
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Serve on $PORT (default 8080) with the embedded in-memory journal.
+run: $(VENV)/.installed
+	$(PY) -m signaling
+
+# Node `ws` for the seed's unchanged test-two-clients.js.
+tests/compat/node_modules/.package-lock.json: tests/compat/package.json tests/compat/package-lock.json
+	cd tests/compat && npm ci --silent --no-audit --no-fund
+
+compat-deps: tests/compat/node_modules/.package-lock.json
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check signaling tests
+	$(VENV)/bin/ruff format --check signaling tests
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+# Inner loop: the pure core and wire codec only, a few seconds.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+# Everything: lint, types, unit, integration over real sockets, compat (Node, aiortc),
+# observability (real Prometheus) and container tests (skipped without an engine
+# unless SIGNALING_REQUIRE_DOCKER=1).
+test: $(VENV)/.installed compat-deps lint typecheck
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+image:
+	IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) scripts/build-image.sh
+
+bench: $(VENV)/.installed
+	PROJECT_CMD="$(PY) -m signaling" ../shared/bench/run.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache tests/compat/node_modules

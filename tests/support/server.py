@@ -1,0 +1,135 @@
+"""Run the real server as a child process, the way operators run it.
+
+Integration, compat and observability tests share this so every one of them exercises
+`python -m signaling` with its real configuration parsing, signal handling and logging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (loopback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """GET a URL; return (status, body) for any status instead of raising."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+@dataclass
+class ServerProcess:
+    """A running `python -m signaling` with its ports and captured log."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    metrics_port: int
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send `sig` and wait for exit; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+
+def wait_ready(server: ServerProcess, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.log()}")
+        with contextlib.suppress(OSError):
+            status, _ = http_get(server.http + "/readyz", timeout=0.5)
+            if status == 200:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"server not ready after {timeout}s:\n{server.log()}")
+
+
+@contextlib.contextmanager
+def spawn_server(
+    env: Mapping[str, str] | None = None,
+    *,
+    port: int | None = None,
+    metrics: bool = True,
+    args: tuple[str, ...] = (),
+) -> Iterator[ServerProcess]:
+    """Start the server on free loopback ports and stop it (SIGTERM) afterwards."""
+    port = port if port is not None else free_port()
+    metrics_port = free_port() if metrics else 0
+    full_env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": os.environ.get("SIGNALING_TEST_HOST", "127.0.0.1"),
+        "SIGNALING_METRICS_PORT": str(metrics_port),
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    with tempfile.NamedTemporaryFile(prefix="signaling-", suffix=".log", delete=False) as f:
+        log_path = Path(f.name)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "signaling", *args],
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(proc, port, metrics_port, log_path, full_env)
+    try:
+        wait_ready(server)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        with contextlib.suppress(OSError):
+            log_path.unlink()
