@@ -1,0 +1,34 @@
+"""``python -m signaling``: parse settings (exit 2 on a bad value), log, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from signaling import config, logs
+from signaling.server import run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = config.load(argv)
+    except config.ConfigError as exc:
+        print(f"signaling: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(settings.log_format, settings.log_level)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    logging.getLogger("signaling").debug("event loop: %s", "uvloop" if loop_factory else "asyncio")
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(run(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Settings: one table of knobs, read from environment variables and matching CLI flags.
+
+Every setting is validated at start-up so a typo fails fast (exit status 2, naming the
+variable) instead of surfacing as a strange runtime behaviour hours later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Knob:
+    env: str
+    flag: str
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return value
+
+    return parse
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _host(raw: str) -> str:
+    return raw.strip()
+
+
+KNOBS: dict[str, Knob] = {
+    "port": Knob("PORT", "--port", 8080, _int_range(0, 65535), "WebSocket and health port"),
+    "host": Knob("HOST", "--host", "", _host, "listen address; empty means all interfaces"),
+    "room_timeout_ms": Knob(
+        "ROOM_TIMEOUT_MS", "--room-timeout-ms", 300_000, _int_range(1, 7 * 86_400_000),
+        "a room with no activity for this long expires",
+    ),
+    "room_id_digits": Knob(
+        "SIGNALING_ROOM_ID_DIGITS", "--room-id-digits", 4, _int_range(4, 9), "digits in a room id"
+    ),
+    "max_members": Knob(
+        "SIGNALING_MAX_PEERS_PER_ROOM", "--max-peers-per-room", 64, _int_range(2, 10_000),
+        "members a room admits (room_full beyond)",
+    ),
+    "max_message_bytes": Knob(
+        "SIGNALING_MAX_MESSAGE_BYTES", "--max-message-bytes", 65_536, _int_range(256, 16 << 20),
+        "largest client message; bigger closes the connection with 1009",
+    ),
+    "send_buffer_bytes": Knob(
+        "SIGNALING_SEND_BUFFER_BYTES", "--send-buffer-bytes", 1 << 20, _int_range(4096, 1 << 30),
+        "unsent bytes a client may accumulate before it is disconnected as a slow consumer",
+    ),
+    "mailbox_size": Knob(
+        "SIGNALING_MAILBOX_SIZE", "--mailbox-size", 4096, _int_range(1, 1 << 20),
+        "queued client messages per room before 'overloaded'",
+    ),
+    "resume_grace_ms": Knob(
+        "SIGNALING_RESUME_GRACE_MS", "--resume-grace-ms", 30_000, _int_range(0, 3_600_000),
+        "how long a disconnected v2 peer keeps its place",
+    ),
+    "journal_max_events": Knob(
+        "SIGNALING_JOURNAL_MAX_EVENTS", "--journal-max-events", 1024, _int_range(1, 1 << 24),
+        "events kept per room for resume (older ones are folded into a snapshot)",
+    ),
+    "journal_max_bytes": Knob(
+        "SIGNALING_JOURNAL_MAX_BYTES", "--journal-max-bytes", 1 << 20, _int_range(1024, 1 << 30),
+        "bytes of events kept per room for resume",
+    ),
+    "ping_interval": Knob(
+        "SIGNALING_PING_INTERVAL_S", "--ping-interval", 20.0, _positive_float,
+        "seconds of silence before the server pings a client",
+    ),
+    "ping_timeout": Knob(
+        "SIGNALING_PING_TIMEOUT_S", "--ping-timeout", 20.0, _positive_float,
+        "seconds a pinged client has to answer before it counts as disconnected",
+    ),
+    "shutdown_timeout": Knob(
+        "SIGNALING_SHUTDOWN_TIMEOUT_S", "--shutdown-timeout", 10.0, _positive_float,
+        "seconds SIGTERM waits for clients to close before exiting",
+    ),
+    "metrics_port": Knob(
+        "SIGNALING_METRICS_PORT", "--metrics-port", 9091, _int_range(0, 65535),
+        "admin port serving /metrics (0 disables)",
+    ),
+    "log_format": Knob(
+        "SIGNALING_LOG_FORMAT", "--log-format", "text", _choice("text", "json"), "log format"
+    ),
+    "log_level": Knob(
+        "SIGNALING_LOG_LEVEL", "--log-level", "info",
+        _choice("debug", "info", "warning", "error"), "log level",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    port: int = 8080
+    host: str = ""
+    room_timeout_ms: int = 300_000
+    room_id_digits: int = 4
+    max_members: int = 64
+    max_message_bytes: int = 65_536
+    send_buffer_bytes: int = 1 << 20
+    mailbox_size: int = 4096
+    resume_grace_ms: int = 30_000
+    journal_max_events: int = 1024
+    journal_max_bytes: int = 1 << 20
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    shutdown_timeout: float = 10.0
+    metrics_port: int = 9091
+    log_format: str = "text"
+    log_level: str = "info"
+
+    @property
+    def room_timeout(self) -> float:
+        return self.room_timeout_ms / 1000
+
+    @property
+    def resume_grace(self) -> float:
+        return self.resume_grace_ms / 1000
+
+
+assert {f.name for f in fields(Settings)} == set(KNOBS), "Settings and KNOBS must match"
+
+
+def _table() -> str:
+    return "\n".join(f"  {k.env:<32} {k.flag:<24} {k.default!r}" for k in KNOBS.values())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m signaling",
+        description="WebRTC signaling server. Every flag has an environment variable; "
+        "flags win over the environment.",
+        epilog="environment variable, flag, default:\n" + _table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for name, knob in KNOBS.items():
+        p.add_argument(knob.flag, dest=name, metavar=knob.env, help=f"{knob.help} [{knob.env}]")
+    return p
+
+
+def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from flags, then the environment, then defaults; raise ConfigError."""
+    env = os.environ if environ is None else environ
+    args = vars(parser().parse_args(argv))
+    values: dict[str, Any] = {}
+    for name, knob in KNOBS.items():
+        raw = args.get(name)
+        source = knob.flag if raw is not None else knob.env
+        if raw is None:
+            raw = env.get(knob.env)
+        if raw is None:
+            continue
+        try:
+            values[name] = knob.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}={raw!r}: {exc}") from None
+    return Settings(**values)

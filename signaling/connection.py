@@ -1,0 +1,383 @@
+"""One client socket: an ``asyncio.Protocol`` driving websockets' sans-I/O ``ServerProtocol``.
+
+Why not the ``websockets.asyncio`` server: it runs a coroutine per connection and a
+coroutine per ``send``. Here bytes are parsed in ``data_received`` and a message goes
+straight into its room's mailbox, with no task, future or coroutine of its own; frames
+for a client are queued in a list and written with one ``writelines`` per event-loop
+turn (see ``Hub.mark_dirty``). The websockets library still does all the protocol work
+(handshake, framing, UTF-8 and size limits, ping/pong and close handshakes).
+
+A client that does not read cannot hurt others: its unsent bytes are bounded and when
+they overflow it alone is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+import secrets
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
+
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+from signaling import commands as c
+from signaling import wire
+from signaling.actor import RoomHandle
+from signaling.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from signaling.server import Hub
+
+log = logging.getLogger("signaling.connection")
+_ws_log = logging.getLogger("websockets.server")
+
+OPEN = State.OPEN
+TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+V2 = Subprotocol(wire.V2_SUBPROTOCOL)
+TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+HEALTH_PATHS = ("/healthz", "/readyz")
+
+
+def _select_subprotocol(_: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """v2 when asked for; anything else (including nothing) is the seed protocol, v1."""
+    return V2 if V2 in offered else None
+
+
+def _new_token() -> tuple[str, str]:
+    token = secrets.token_urlsafe(24)
+    return token, digest(token)
+
+
+def digest(token: str) -> str:
+    """Only a digest of a resume token is kept in events and journals."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+_error_frames: dict[tuple[str, str], bytes] = {}
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.peer_id = str(uuid.uuid4())
+        self.protocol: c.Protocol = 1
+        self.room: RoomHandle | None = None
+        self.opened = False
+        self.closed = False
+        self.out: list[bytes] = []
+        self.out_bytes = 0
+        self.ping_sent = False
+        self.closing_since = 0.0
+        self.created = self.last_seen = hub.loop.time()
+        self._fragments: list[bytes] = []
+        self._fragment_op: Opcode | None = None
+        self.ws = ServerProtocol(
+            subprotocols=[V2],
+            select_subprotocol=_select_subprotocol,
+            max_size=hub.settings.max_message_bytes,
+            logger=_ws_log,
+        )
+        self.transport: asyncio.Transport
+
+    # ---- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.hub.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_seen = self.hub.loop.time()
+        self.ping_sent = False
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if type(event) is Frame:
+                self._frame(event)
+            elif type(event) is Request:
+                self._handshake(event)
+        self._pump()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self._pump()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        hub = self.hub
+        hub.connections.discard(self)
+        if self.opened:
+            self.opened = False
+            hub.metrics.connections_open["v2" if self.protocol == 2 else "v1"] -= 1
+        room = self.room
+        if room is not None:
+            self.room = None
+            now = hub.loop.time()
+            command: c.Command = (
+                c.Detach(self.peer_id, now)
+                if self.protocol == 2
+                else c.Leave(self.peer_id, "disconnected", now)
+            )
+            room.mailbox.post((command, None, None), force=True)
+
+    # ---- inbound ---------------------------------------------------------------------------
+
+    def _handshake(self, request: Request) -> None:
+        ws = self.ws
+        hub = self.hub
+        path = request.path.partition("?")[0]
+        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
+        if path in HEALTH_PATHS and not upgrade:
+            ready = path == "/healthz" or hub.ready
+            ws.send_response(ws.reject(200 if ready else 503, "ok\n" if ready else "draining\n"))
+            return
+        if not hub.ready:
+            ws.send_response(ws.reject(503, "Server is shutting down.\n"))
+            return
+        response = ws.accept(request)
+        ws.send_response(response)
+        if response.status_code == 101:
+            self.opened = True
+            self.protocol = 2 if ws.subprotocol == V2 else 1
+            version = "v2" if self.protocol == 2 else "v1"
+            hub.metrics.connections_open[version] += 1
+            hub.metrics.connections_opened[version] += 1
+
+    def _frame(self, frame: Frame) -> None:
+        op = frame.opcode
+        if op is TEXT or op is BINARY:
+            if not frame.fin:
+                self._fragment_op = op
+                self._fragments = [frame.data]
+                return
+            data = frame.data
+        elif op is CONT:
+            self._fragments.append(frame.data)
+            if not frame.fin:
+                return
+            op = self._fragment_op or BINARY
+            data = b"".join(self._fragments)
+            self._fragments = []
+            self._fragment_op = None
+        else:  # ping, pong, close: the protocol object already answered
+            return
+        if self.ws.state is not OPEN:
+            return
+        if op is BINARY:
+            self.hub.metrics.received["invalid"] += 1
+            self.error("bad_message", "Binary frames are not supported; send JSON text")
+            return
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            self.ws.fail(1007, "invalid UTF-8")
+            return
+        try:
+            self._message(text)
+        except wire.WireError as err:
+            self.error(err.code, err.message)
+
+    def _message(self, text: str) -> None:
+        metrics = self.hub.metrics
+        try:
+            msg = wire.parse(text)
+        except wire.WireError:
+            metrics.received["invalid"] += 1
+            raise
+        kind = msg.type
+        if kind == "signal":  # the hot path first
+            metrics.received["signal"] += 1
+            room = self.room
+            if room is None:
+                self.error("not_in_room", "Not in a room: create or join first")
+                return
+            payload = msg.payload
+            if payload is None:
+                raise wire.WireError("bad_message", "Field 'payload' is required")
+            to = traceparent = None
+            if self.protocol == 2:
+                to = wire.optional_str(msg, "to")
+                traceparent = self._traceparent(msg)
+            command = c.Signal(self.peer_id, payload, to, self.last_seen)
+            if not room.mailbox.post((command, self, traceparent)):
+                self.error("overloaded", "Room is busy; retry later")
+            return
+        if kind not in wire.MESSAGE_TYPES or (self.protocol == 1 and kind in wire.V2_ONLY_TYPES):
+            metrics.received["invalid"] += 1
+            raise wire.WireError("unknown_type", f"Unknown message type {kind!r}")
+        metrics.received[kind] += 1
+        if kind == "create":
+            self._create()
+        elif kind == "join":
+            self._join(wire.require_str(msg, "roomId"))
+        elif kind == "leave":
+            self._leave()
+        else:
+            self._resume(msg)
+
+    def _traceparent(self, msg: wire.Inbound) -> str | None:
+        tp = wire.optional_str(msg, "traceparent")
+        if tp is not None and not TRACEPARENT.fullmatch(tp):
+            raise wire.WireError("bad_message", "Field 'traceparent' is not a W3C traceparent")
+        return tp
+
+    def _create(self) -> None:
+        self._leave_current()
+        handle = self.hub.supervisor.create()
+        if handle is None:
+            self.error("rooms_exhausted", "No free room id; try again later")
+            return
+        token, token_digest = _new_token() if self.protocol == 2 else (None, "")
+        self.room = handle
+        command = c.Create(self.peer_id, self.protocol, token_digest, self.hub.loop.time())
+        handle.mailbox.post((command, self, token), force=True)
+
+    def _join(self, room_id: str) -> None:
+        self._leave_current()
+        handle = self.hub.supervisor.get(room_id)
+        if handle is None:
+            self.error("room_not_found", "Room not found")
+            return
+        token, token_digest = _new_token() if self.protocol == 2 else (None, "")
+        command = c.Join(self.peer_id, self.protocol, token_digest, self.hub.loop.time())
+        self.room = handle
+        if not handle.mailbox.post((command, self, token)):
+            self.room = None
+            self.error("overloaded", "Room is busy; retry later")
+
+    def _leave(self) -> None:
+        room = self.room
+        if room is None:
+            self.error("not_in_room", "Not in a room")
+            return
+        self.room = None
+        command = c.Leave(self.peer_id, "left", self.hub.loop.time())
+        room.mailbox.post((command, self, True), force=True)
+
+    def _resume(self, msg: wire.Inbound) -> None:
+        room_id = wire.require_str(msg, "roomId")
+        peer_id = wire.require_str(msg, "peerId")
+        token = wire.require_str(msg, "resumeToken")
+        last_seq = wire.require_seq(msg, "lastSeq")
+        self._leave_current()
+        handle = self.hub.supervisor.get(room_id)
+        if handle is None:
+            self.hub.metrics.resumes["failed"] += 1
+            self.error("resume_failed", "Cannot resume: join afresh")
+            return
+        command = c.Resume(peer_id, digest(token), last_seq, self.hub.loop.time())
+        self.room = handle
+        if not handle.mailbox.post((command, self, None)):
+            self.room = None
+            self.error("overloaded", "Room is busy; retry later")
+
+    def _leave_current(self) -> None:
+        room = self.room
+        if room is not None:
+            self.room = None
+            command = c.Leave(self.peer_id, "left", self.hub.loop.time())
+            room.mailbox.post((command, self, False), force=True)
+
+    # ---- outbound --------------------------------------------------------------------------
+
+    def error(self, code: ErrorCode, message: str) -> None:
+        self.hub.metrics.errors[code] += 1
+        key = (code, message)
+        frame = _error_frames.get(key)
+        if frame is None:
+            frame = wire.text_frame(wire.error(code, message))
+            if len(_error_frames) < 256:
+                _error_frames[key] = frame
+        self.write(frame)
+
+    def write(self, frame: bytes) -> None:
+        """Queue a ready-made frame; it goes out with this turn's other frames."""
+        if self.closed:
+            return
+        out = self.out
+        if not out:
+            self.hub.mark_dirty(self)
+        out.append(frame)
+        self.out_bytes += len(frame)
+        if self.out_bytes > self.hub.settings.send_buffer_bytes:
+            self._slow_consumer()
+
+    def flush(self) -> None:
+        out = self.out
+        if not out:
+            return
+        self.out = []
+        self.out_bytes = 0
+        if self.closed or self.ws.state is not OPEN:
+            return
+        transport = self.transport
+        transport.writelines(out)
+        if transport.get_write_buffer_size() > self.hub.settings.send_buffer_bytes:
+            self._slow_consumer()
+
+    def _pump(self) -> None:
+        """Write what the protocol object produced (handshake, pong, close); honour EOF."""
+        if self.closed:
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            else:
+                self.closed = True
+                self.transport.close()
+                return
+
+    def _slow_consumer(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.out = []
+        self.out_bytes = 0
+        self.hub.metrics.slow_consumers += 1
+        log.warning("slow consumer disconnected", extra={"peer": self.peer_id})
+        self.transport.abort()
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake (flushing queued frames first)."""
+        if self.closed or self.ws.state is not OPEN:
+            return
+        self.flush()
+        self.ws.send_close(code, reason)
+        self.closing_since = self.hub.loop.time()
+        self._pump()
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.abort()
+
+    def check(self, now: float) -> None:
+        """Keepalive and handshake/close timeouts, driven by the server's periodic sweep."""
+        if self.closed:
+            return
+        settings = self.hub.settings
+        if not self.opened:
+            if now - self.created > 10.0:
+                self.abort()
+            return
+        if self.closing_since:
+            if now - self.closing_since > 5.0:
+                self.abort()
+            return
+        idle = now - self.last_seen
+        if idle > settings.ping_interval + settings.ping_timeout:
+            log.info("no pong: disconnecting", extra={"peer": self.peer_id})
+            self.abort()
+        elif idle > settings.ping_interval and not self.ping_sent:
+            self.ping_sent = True
+            self.ws.send_ping(os.urandom(4))
+            self._pump()

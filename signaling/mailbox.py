@@ -1,0 +1,77 @@
+"""A room actor's mailbox: a bounded deque with one wake-up future per batch.
+
+Why not ``asyncio.Queue``: the actor drains *everything* queued on each wake-up, so it
+needs the whole backlog at once, and posting must cost no future or task per message
+(a future is created only when the actor actually goes to sleep on an empty box).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class MailboxClosed(Exception):
+    """The actor stopped for good (its room expired)."""
+
+
+class Mailbox(Generic[T]):
+    __slots__ = ("_capacity", "_closed", "_items", "_waiter")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: deque[T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def post(self, item: T, *, force: bool = False) -> bool:
+        """Queue ``item``; False when full (``force`` is for system messages, never refused)."""
+        if self._closed:
+            return False
+        items = self._items
+        if not force and len(items) >= self._capacity:
+            return False
+        items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
+
+    def push_front(self, items: Iterable[T]) -> None:
+        """Return unprocessed items to the head, in order (actor restart)."""
+        self._items.extendleft(reversed(list(items)))
+
+    async def take(self) -> deque[T]:
+        """Wait until something is queued, then hand over the whole backlog."""
+        while not self._items:
+            if self._closed:
+                raise MailboxClosed
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        items = self._items
+        self._items = deque()
+        return items
+
+    def close(self) -> list[T]:
+        """Stop accepting; wake the actor; return what was still queued."""
+        self._closed = True
+        left = list(self._items)
+        self._items.clear()
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return left

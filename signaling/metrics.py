@@ -1,0 +1,171 @@
+"""Prometheus metrics whose hot-path updates are plain integer additions.
+
+``prometheus_client`` metric objects take a lock on every update. On the relay path
+that is measurable, so the server counts into plain attributes and lists of this
+``Metrics`` object (single-threaded event loop: no lock needed) and a custom collector
+turns them into metric families only when Prometheus scrapes. Labels are closed sets
+(protocol, message type, error code, resume result): never a room or peer id.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from signaling.errors import ERROR_CODES, ErrorCode
+from signaling.wire import MESSAGE_TYPES
+
+PROTOCOLS = ("v1", "v2")
+RECEIVED_TYPES = (*MESSAGE_TYPES, "invalid")
+RESUME_RESULTS = ("ok", "failed")
+
+LATENCY_BUCKETS = (
+    10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
+    1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0,
+)
+FANOUT_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 16, 32, 64)
+MEMBER_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 16, 32, 64)
+DEPTH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Histogram:
+    """Fixed buckets, no lock: ``observe`` is one bisect and two additions."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(float(b) for b in bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def family(self, name: str, doc: str, labels: dict[str, str] | None = None) -> Metric:
+        fam = HistogramMetricFamily(name, doc, labels=list(labels or {}))
+        cumulative, running = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        fam.add_metric(list((labels or {}).values()), cumulative, self.sum)
+        return fam
+
+
+class Metrics:
+    """All server metrics. Attribute updates are the hot-path API."""
+
+    def __init__(self) -> None:
+        self.connections_open = {p: 0 for p in PROTOCOLS}
+        self.connections_opened = {p: 0 for p in PROTOCOLS}
+        self.rooms_live = 0
+        self.rooms_created = 0
+        self.rooms_expired = 0
+        self.room_members = Histogram(MEMBER_BUCKETS)
+        self.received = dict.fromkeys(RECEIVED_TYPES, 0)
+        self.signals_delivered = 0
+        self.relay_duration = Histogram(LATENCY_BUCKETS)
+        self.relay_fanout = Histogram(FANOUT_BUCKETS)
+        self.mailbox_depth = Histogram(DEPTH_BUCKETS)
+        self.errors: dict[ErrorCode, int] = dict.fromkeys(ERROR_CODES, 0)
+        self.resumes = dict.fromkeys(RESUME_RESULTS, 0)
+        self.slow_consumers = 0
+        self.journal_append = Histogram(LATENCY_BUCKETS)
+        self.journal_backend = "memory"
+        self.actor_restarts = 0
+
+    def count_received(self, kind: str) -> None:
+        key = kind if kind in self.received else "invalid"
+        self.received[key] += 1
+
+    def registry(self) -> CollectorRegistry:
+        """A registry with these metrics plus the process, platform and GC collectors."""
+        reg = CollectorRegistry(auto_describe=False)
+        reg.register(_Collector(self))
+        ProcessCollector(registry=reg)
+        PlatformCollector(registry=reg)
+        GCCollector(registry=reg)
+        return reg
+
+
+def _labelled(
+    family: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    doc: str,
+    label: str,
+    values: dict[str, int],
+) -> Metric:
+    fam = family(name, doc, labels=[label])
+    for key, value in values.items():
+        fam.add_metric([key], value)
+    return fam
+
+
+class _Collector(Collector):
+    def __init__(self, m: Metrics) -> None:
+        self.m = m
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.m
+        p = "signaling_"
+        yield _labelled(
+            GaugeMetricFamily, p + "connections_open", "Open WebSocket connections.",
+            "protocol", m.connections_open,
+        )
+        yield _labelled(
+            CounterMetricFamily, p + "connections_opened", "WebSocket connections opened.",
+            "protocol", m.connections_opened,
+        )
+        yield GaugeMetricFamily(p + "rooms_live", "Rooms alive now.", value=m.rooms_live)
+        yield CounterMetricFamily(p + "rooms_created", "Rooms created.", value=m.rooms_created)
+        yield CounterMetricFamily(
+            p + "rooms_expired", "Rooms expired after inactivity.", value=m.rooms_expired
+        )
+        yield m.room_members.family(
+            p + "room_members", "Members in a room, observed at each create and join."
+        )
+        yield _labelled(
+            CounterMetricFamily, p + "messages_received", "Client messages received by type.",
+            "type", m.received,
+        )
+        yield CounterMetricFamily(
+            p + "signals_delivered", "Signals handed to recipients' sockets.",
+            value=m.signals_delivered,
+        )
+        yield m.relay_duration.family(
+            p + "relay_duration_seconds",
+            "Time from receiving a signal to handing it to the recipients' sockets.",
+        )
+        yield m.relay_fanout.family(p + "relay_fanout", "Recipients per relayed signal.")
+        yield m.mailbox_depth.family(
+            p + "mailbox_depth", "Messages a room actor drained per wake-up."
+        )
+        yield _labelled(
+            CounterMetricFamily, p + "protocol_errors", "Error replies sent, by code.",
+            "code", dict(m.errors),
+        )
+        yield _labelled(
+            CounterMetricFamily, p + "resumes", "Resume attempts by result.", "result", m.resumes
+        )
+        yield CounterMetricFamily(
+            p + "slow_consumer_disconnects",
+            "Clients disconnected because their send buffer overflowed.",
+            value=m.slow_consumers,
+        )
+        yield m.journal_append.family(
+            p + "journal_append_duration_seconds", "Time to append one batch of room events.",
+            {"backend": m.journal_backend},
+        )
+        yield CounterMetricFamily(
+            p + "actor_restarts", "Room actors restarted from the journal after a crash.",
+            value=m.actor_restarts,
+        )

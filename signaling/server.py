@@ -1,0 +1,214 @@
+"""The server process: listener, admin (metrics) listener, keepalive sweep, shutdown.
+
+``Hub`` is what every connection shares: settings, the supervisor, metrics, the set of
+open connections, readiness, and the per-turn write coalescer. ``run`` wires it to the
+operating system: sockets, signals and exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from signaling.config import Settings
+from signaling.connection import Connection
+from signaling.journal import Journal, MemoryJournal
+from signaling.metrics import Metrics
+from signaling.room import RoomPolicy
+from signaling.supervisor import Supervisor
+from signaling.tracing import Tracing
+
+log = logging.getLogger("signaling.server")
+
+
+class Hub:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        journal: Journal | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        self.settings = settings
+        self.loop = asyncio.get_running_loop()
+        self.metrics = metrics or Metrics()
+        self.tracing = tracing or Tracing.disabled()
+        self.journal = journal or MemoryJournal(
+            settings.journal_max_events, settings.journal_max_bytes
+        )
+        self.metrics.journal_backend = self.journal.backend
+        self.supervisor = Supervisor(
+            self.journal,
+            self.metrics,
+            self.tracing,
+            policy=RoomPolicy(settings.room_timeout, settings.max_members),
+            room_id_digits=settings.room_id_digits,
+            mailbox_size=settings.mailbox_size,
+            resume_grace=settings.resume_grace,
+        )
+        self.connections: set[Connection] = set()
+        self.ready = False
+        self._dirty: list[Connection] = []
+        self._flush_scheduled = False
+
+    def mark_dirty(self, conn: Connection) -> None:
+        """Coalesce writes: every dirty connection is flushed once, at the next loop turn."""
+        self._dirty.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty = self._dirty
+        self._dirty = []
+        for conn in dirty:
+            conn.flush()
+
+
+class Server:
+    """Owns the listeners and the lifecycle; ``await serve()`` until ``stop()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        journal: Journal | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        self.settings = settings
+        self._journal = journal
+        self._metrics = metrics
+        self._tracing = tracing
+        self.hub: Hub
+        self.port = settings.port
+        self.metrics_port = settings.metrics_port
+        self._listener: asyncio.Server | None = None
+        self._admin: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        s = self.settings
+        self.hub = hub = Hub(s, journal=self._journal, metrics=self._metrics, tracing=self._tracing)
+        loop = hub.loop
+        host = s.host or None
+        self._listener = await loop.create_server(
+            lambda: Connection(hub), host, s.port, reuse_address=True, backlog=4096
+        )
+        self.port = self._listener.sockets[0].getsockname()[1]
+        if s.metrics_port:
+            registry = hub.metrics.registry()
+
+            async def admin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                await _serve_admin(reader, writer, lambda: generate_latest(registry))
+
+            self._admin = await asyncio.start_server(admin, host, s.metrics_port)
+            self.metrics_port = self._admin.sockets[0].getsockname()[1]
+        self._sweeper = loop.create_task(self._sweep())
+        hub.ready = True
+        log.info(
+            "listening on %s:%d (metrics %s)", s.host or "*", self.port,
+            self.metrics_port if s.metrics_port else "off",
+        )
+
+    async def _sweep(self) -> None:
+        s = self.settings
+        period = min(max(min(s.ping_interval, s.ping_timeout) / 4, 0.05), 5.0)
+        hub = self.hub
+        while True:
+            await asyncio.sleep(period)
+            now = hub.loop.time()
+            for conn in list(hub.connections):
+                conn.check(now)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def serve(self) -> None:
+        """Run until ``stop()`` (or SIGTERM/SIGINT when installed), then drain."""
+        await self._stop.wait()
+        await self.shutdown()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("received %s: draining", sig.name)
+        self.stop()
+
+    async def shutdown(self) -> None:
+        """Not ready, stop accepting, close clients with 1001, wait up to the timeout."""
+        hub = self.hub
+        hub.ready = False
+        if self._listener is not None:
+            self._listener.close()
+        conns = list(hub.connections)
+        for conn in conns:
+            conn.close(1001, "server shutting down")
+        for conn in list(hub.connections):
+            if not conn.opened:
+                conn.abort()
+        deadline = hub.loop.time() + self.settings.shutdown_timeout
+        while hub.connections and hub.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        forced = len(hub.connections)
+        for conn in list(hub.connections):
+            conn.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await hub.supervisor.close()
+        if self._admin is not None:
+            self._admin.close()
+        hub.tracing.shutdown()
+        log.info(
+            "shutdown complete: drained %d connections (%d forced)",
+            len(conns) - forced, forced, extra={"conns": len(conns)},
+        )
+
+
+async def _serve_admin(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    render: object,
+) -> None:
+    """Minimal HTTP/1.1 for the admin port: GET /metrics, one request per connection."""
+    assert callable(render)
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+        method, _, rest = head.decode("latin-1").partition(" ")
+        path = rest.partition(" ")[0].partition("?")[0]
+        if method == "GET" and path == "/metrics":
+            body: bytes = render()
+            status, ctype = "200 OK", CONTENT_TYPE_LATEST
+        elif method == "GET" and path == "/healthz":
+            body, status, ctype = b"ok\n", "200 OK", "text/plain"
+        else:
+            body, status, ctype = b"not found\n", "404 Not Found", "text/plain"
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def run(settings: Settings) -> None:
+    server = Server(settings, tracing=Tracing.from_env())
+    await server.start()
+    server.install_signal_handlers()
+    await server.serve()

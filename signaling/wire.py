@@ -1,0 +1,189 @@
+"""The JSON wire format, sans-I/O: client text -> ``Inbound``, events -> server text and frames.
+
+Why a hand-rolled object walker instead of ``json.loads``: the ``payload`` of a signal is
+opaque and must reach recipients exactly as sent (same string escapes, same key order),
+without paying for a decode/encode round trip. The walker uses the C scanner of the
+standard ``json`` module for every value, so the payload is still validated as JSON, but
+the forwarded bytes are a slice of the original text.
+
+Server-to-client frames are unmasked (RFC 6455 5.1), so one encoded frame serves every
+recipient of an event: ``text_frame`` builds it once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from json.decoder import scanstring
+from typing import Any, Final
+
+from signaling.errors import ErrorCode
+
+V2_SUBPROTOCOL: Final = "signaling.v2"
+MESSAGE_TYPES: Final = ("create", "join", "signal", "leave", "resume")
+V2_ONLY_TYPES: Final = frozenset({"leave", "resume"})
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_scan_once = _decoder.scan_once
+_ws_end = re.compile(r"[ \t\n\r]*").match
+
+
+class WireError(Exception):
+    """A client frame that cannot be served; becomes an ``error`` reply, never a crash."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A decoded client message. ``payload`` is the raw JSON text of the payload value."""
+
+    type: str
+    fields: dict[str, Any]
+    payload: str | None
+
+
+def _bad_json(detail: str) -> WireError:
+    return WireError("bad_json", f"Invalid JSON: {detail}")
+
+
+def parse(text: str) -> Inbound:
+    """Decode one client text message, keeping the payload's raw text span."""
+    i = _ws_end(text, 0).end()
+    if text[i : i + 1] != "{":
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise _bad_json(str(exc)) from None
+        raise WireError("bad_message", "A message must be a JSON object")
+    fields: dict[str, Any] = {}
+    p_start = p_end = -1
+    i = _ws_end(text, i + 1).end()
+    try:
+        if text[i : i + 1] == "}":
+            i += 1
+        else:
+            while True:
+                if text[i : i + 1] != '"':
+                    raise _bad_json(f"expected a key at {i}")
+                key, i = scanstring(text, i + 1, True)
+                i = _ws_end(text, i).end()
+                if text[i : i + 1] != ":":
+                    raise _bad_json(f"expected ':' at {i}")
+                i = _ws_end(text, i + 1).end()
+                try:
+                    value, end = _scan_once(text, i)
+                except StopIteration:
+                    raise _bad_json(f"expected a value at {i}") from None
+                if key == "payload":
+                    p_start, p_end = i, end
+                fields[key] = value
+                i = _ws_end(text, end).end()
+                ch = text[i : i + 1]
+                if ch == ",":
+                    i = _ws_end(text, i + 1).end()
+                elif ch == "}":
+                    i += 1
+                    break
+                else:
+                    raise _bad_json(f"expected ',' or '}}' at {i}")
+    except ValueError as exc:  # JSONDecodeError, a bad escape, NaN/Infinity
+        if isinstance(exc, WireError):
+            raise
+        raise _bad_json(str(exc)) from None
+    if _ws_end(text, i).end() != len(text):
+        raise _bad_json(f"extra data at {i}")
+    kind = fields.get("type")
+    if not isinstance(kind, str):
+        raise WireError("bad_message", "Field 'type' must be a string")
+    payload = text[p_start:p_end] if p_start >= 0 else None
+    return Inbound(kind, fields, payload)
+
+
+def require_str(msg: Inbound, name: str) -> str:
+    value = msg.fields.get(name)
+    if not isinstance(value, str):
+        raise WireError("bad_message", f"Field '{name}' must be a string")
+    return value
+
+
+def optional_str(msg: Inbound, name: str) -> str | None:
+    value = msg.fields.get(name)
+    if value is not None and not isinstance(value, str):
+        raise WireError("bad_message", f"Field '{name}' must be a string")
+    return value
+
+
+def require_seq(msg: Inbound, name: str) -> int:
+    value = msg.fields.get(name)
+    if type(value) is not int or value < 0:
+        raise WireError("bad_message", f"Field '{name}' must be a non-negative integer")
+    return value
+
+
+# ---- server -> client text. Ids are server-generated (digits, uuids): safe to splice. ----
+
+
+def room_entered(kind: str, room_id: str, my_id: str) -> str:
+    """``room_created`` / ``room_joined`` exactly as the seed sends them (v1)."""
+    return f'{{"type":"{kind}","roomId":"{room_id}","myId":"{my_id}"}}'
+
+
+def room_entered_v2(
+    kind: str, room_id: str, my_id: str, peers: list[str], seq: int, token: str | None
+) -> str:
+    body = f'{{"type":"{kind}","roomId":"{room_id}","myId":"{my_id}","peers":{json.dumps(peers)},"seq":{seq}'
+    if token is not None:
+        body += f',"resumeToken":{json.dumps(token)}'
+    return body + "}"
+
+
+def signal(sender_id: str, payload: str) -> str:
+    return f'{{"type":"signal","senderId":"{sender_id}","payload":{payload}}}'
+
+
+def signal_v2(sender_id: str, payload: str, seq: int, traceparent: str | None) -> str:
+    head = f'{{"type":"signal","senderId":"{sender_id}","payload":{payload},"seq":{seq}'
+    if traceparent is not None:
+        return f'{head},"traceparent":"{traceparent}"}}'
+    return head + "}"
+
+
+def peer_joined(peer_id: str, seq: int) -> str:
+    return f'{{"type":"peer_joined","peerId":"{peer_id}","seq":{seq}}}'
+
+
+def peer_left(peer_id: str, reason: str, seq: int) -> str:
+    return f'{{"type":"peer_left","peerId":"{peer_id}","reason":"{reason}","seq":{seq}}}'
+
+
+def left(room_id: str) -> str:
+    return f'{{"type":"left","roomId":"{room_id}"}}'
+
+
+def room_expired(room_id: str) -> str:
+    return f'{{"type":"room_expired","roomId":"{room_id}"}}'
+
+
+def error(code: ErrorCode, message: str) -> str:
+    return json.dumps({"type": "error", "message": message, "code": code}, separators=(",", ":"))
+
+
+def text_frame(text: str) -> bytes:
+    """One unmasked, final text frame (RFC 6455 5.2): built once, written to many sockets."""
+    data = text.encode()
+    n = len(data)
+    if n < 126:
+        return bytes((0x81, n)) + data
+    if n < 65536:
+        return bytes((0x81, 126, n >> 8, n & 0xFF)) + data
+    return b"\x81\x7f" + n.to_bytes(8, "big") + data
