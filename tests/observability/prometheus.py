@@ -1,0 +1,157 @@
+"""Run a throwaway real Prometheus (Debian's /usr/bin/prometheus) and query its HTTP API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support.server import free_port
+
+JOB = "signaling"
+
+
+def prometheus_binary() -> str | None:
+    """$PROMETHEUS_BIN, else `prometheus` on PATH, else Debian's path; None if none exists."""
+    candidates = [
+        os.environ.get("PROMETHEUS_BIN"),
+        shutil.which("prometheus"),
+        "/usr/bin/prometheus",
+    ]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def prometheus_required() -> bool:
+    """In CI (or when asked) a missing Prometheus is a failure, not a skip."""
+    return os.environ.get("SIGNALING_REQUIRE_PROMETHEUS") == "1" or bool(os.environ.get("CI"))
+
+
+class PrometheusError(RuntimeError):
+    pass
+
+
+@dataclass
+class Prometheus:
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def api(self, path: str, params: dict[str, str] | None = None, timeout: float = 10.0) -> Any:
+        """GET /api/v1/<path>; returns the decoded JSON body (also for 4xx/5xx answers)."""
+        url = f"{self.base_url}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as err:  # 400 bad_data / 422 execution errors
+            return json.loads(err.read() or b"{}")
+
+    def query(self, expr: str) -> dict[str, Any]:
+        """Instant query at "now". Returns the whole response (status, data or error)."""
+        body: dict[str, Any] = self.api("query", {"query": expr})
+        return body
+
+    def vector(self, expr: str) -> list[tuple[dict[str, str], float]]:
+        """Instant query that must succeed; returns (labels, value) per series."""
+        body = self.query(expr)
+        if body.get("status") != "success":
+            raise PrometheusError(f"{expr}: {body.get('errorType')}: {body.get('error')}")
+        data = body["data"]
+        if data["resultType"] == "scalar":
+            return [({}, float(data["result"][1]))]
+        return [(s["metric"], float(s["value"][1])) for s in data["result"]]
+
+    def target_health(self) -> list[dict[str, Any]]:
+        body = self.api("targets", {"state": "active"})
+        targets: list[dict[str, Any]] = body.get("data", {}).get("activeTargets", [])
+        return targets
+
+
+def wait_for(
+    what: str, check: Any, timeout: float, interval: float = 0.25, diag: Any = None
+) -> Any:
+    """Poll `check()` until it returns something truthy; TimeoutError naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            last = check()
+            if last:
+                return last
+        time.sleep(interval)
+    extra = f"\n{diag()}" if diag else ""
+    raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what} (last: {last!r}){extra}")
+
+
+@contextlib.contextmanager
+def run_prometheus(
+    binary: str, workdir: Path, targets: list[str], *, scrape_interval: str = "1s"
+) -> Iterator[Prometheus]:
+    """Start Prometheus scraping `targets` (host:port, path /metrics) as job "signaling"."""
+    port = free_port()
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global:\n"
+        f"  scrape_interval: {scrape_interval}\n"
+        f"  scrape_timeout: {scrape_interval}\n"
+        f"  evaluation_interval: {scrape_interval}\n"
+        "scrape_configs:\n"
+        f"  - job_name: {JOB}\n"
+        "    metrics_path: /metrics\n"
+        "    static_configs:\n"
+        f"      - targets: {json.dumps(targets)}\n"
+    )
+    data_dir = workdir / "data"
+    data_dir.mkdir()
+    log_path = workdir / "prometheus.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data_dir}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--storage.tsdb.retention.time=1h",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    prom = Prometheus(proc, f"http://127.0.0.1:{port}", log_path)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise PrometheusError(f"prometheus exited with {proc.returncode}:\n{prom.log()}")
+        with urllib.request.urlopen(prom.base_url + "/-/ready", timeout=1) as resp:
+            return bool(resp.status == 200)
+
+    try:
+        wait_for("Prometheus to be ready", ready, timeout=30, diag=prom.log)
+        yield prom
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

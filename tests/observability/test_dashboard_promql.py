@@ -1,0 +1,363 @@
+"""Every dashboard query, evaluated by a real Prometheus scraping the real server under load.
+
+The server runs as `python -m signaling` (tests/support/server.py); Prometheus is the
+distribution binary with a generated config scraping the admin port every second. A
+background thread keeps WebSocket traffic flowing (create, join, relay, leave, bad frames)
+so that rate() windows and histogram_quantile() over rate() have samples to work on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from tests.observability.dashboard import (
+    JOB_MATCHER,
+    PanelQuery,
+    load_dashboard,
+    panel_queries,
+    selectors,
+    to_promql,
+    variable_query,
+)
+from tests.observability.prometheus import (
+    JOB,
+    Prometheus,
+    prometheus_binary,
+    prometheus_required,
+    run_prometheus,
+    wait_for,
+)
+from tests.support.server import ServerProcess, http_get, spawn_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+RATE_WINDOW = "1m"  # what $__rate_interval becomes; the test keeps traffic flowing inside it
+MIN_SAMPLES = 6  # scrapes (1 s apart) to wait for before evaluating rate() panels
+WAIT = 60.0  # bound on every wait
+V2 = "signaling.v2"
+EXPECT_TIMEOUT = 5.0  # for one reply from the server
+
+
+# --- traffic ----------------------------------------------------------------------------------
+
+
+@dataclass
+class TrafficStats:
+    rounds: int = 0
+    signals_sent: int = 0
+    failed: int = 0
+    stage: str = ""
+    last_failures: deque[str] = field(default_factory=lambda: deque(maxlen=3))
+
+
+class Client:
+    """A WebSocket client whose frames are read into a queue by a background task."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(WebSocketException, OSError):
+            async for frame in self.ws:
+                with contextlib.suppress(ValueError):
+                    msg = json.loads(frame)
+                    if isinstance(msg, dict):
+                        self.inbox.put_nowait(msg)
+
+    async def send(self, msg: dict[str, Any] | str) -> None:
+        await self.ws.send(msg if isinstance(msg, str) else json.dumps(msg))
+
+    async def expect(self, *types: str) -> dict[str, Any]:
+        """The next message of one of `types`, skipping others (peer_joined etc.)."""
+        async with asyncio.timeout(EXPECT_TIMEOUT):
+            while True:
+                msg = await self.inbox.get()
+                if msg.get("type") in types:
+                    return msg
+
+    async def close(self) -> None:
+        with contextlib.suppress(WebSocketException, OSError):
+            await self.ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+async def _open(url: str, v2: bool = False) -> Client:
+    ws = await connect(url, subprotocols=[V2] if v2 else None, open_timeout=5)  # type: ignore[list-item]
+    return Client(ws)
+
+
+async def _round(url: str, n: int, stats: TrafficStats) -> None:
+    """One room's life: create, two joiners (one v2), relays, error frames, leave, close."""
+    stats.stage = "connect"
+    owner = await _open(url)
+    guest = await _open(url)
+    guest_v2 = await _open(url, v2=True)
+    stray = await _open(url)
+    clients = [owner, guest, guest_v2, stray]
+    try:
+        stats.stage = "create"
+        await owner.send({"type": "create"})
+        room_id = (await owner.expect("room_created"))["roomId"]
+        stats.stage = "join"
+        await guest.send({"type": "join", "roomId": room_id})
+        await guest.expect("room_joined")
+        await guest_v2.send({"type": "join", "roomId": room_id})
+        await guest_v2.expect("room_joined")
+        stats.stage = "signal"
+        members = (owner, guest, guest_v2)
+        sent = dict.fromkeys(members, 0)
+        for k in range(5):
+            sender = members[k % len(members)]
+            payload = {"type": "candidate", "candidate": f"candidate:{n}-{k}", "sdpMid": "0"}
+            await sender.send({"type": "signal", "payload": payload})
+            sent[sender] += 1
+            stats.signals_sent += 1
+        # Everyone else receives each signal; wait for them so every relay completed.
+        for receiver in members:
+            for _ in range(sum(sent.values()) - sent[receiver]):
+                await receiver.expect("signal")
+        # Protocol errors of several codes, from a client in no room.
+        stats.stage = "errors"
+        await stray.send("{not json")
+        await stray.expect("error")
+        await stray.send({"type": "join", "roomId": "no-such-room"})
+        await stray.expect("error")
+        await stray.send({"type": "signal", "payload": {}})
+        await stray.expect("error")
+        await stray.send({"type": "teleport"})
+        await stray.expect("error")
+        # v2-only messages: a failing resume and an orderly leave.
+        stats.stage = "resume"
+        resumer = await _open(url, v2=True)
+        clients.append(resumer)
+        await resumer.send({"type": "resume", "roomId": room_id, "resumeToken": "bogus", "seq": 0})
+        await resumer.expect("error", "room_joined", "resumed")
+        stats.stage = "leave"
+        await guest_v2.send({"type": "leave"})
+        await guest_v2.expect("left", "error")
+        stats.stage = "done"
+    finally:
+        for c in clients:
+            await c.close()
+
+
+async def _drive(url: str, stop: threading.Event, stats: TrafficStats) -> None:
+    deadline = time.monotonic() + 4 * WAIT
+    n = 0
+    while not stop.is_set() and time.monotonic() < deadline:
+        n += 1
+        try:
+            await _round(url, n, stats)
+            stats.rounds += 1
+        except (TimeoutError, WebSocketException, OSError, KeyError) as exc:
+            stats.failed += 1
+            stats.last_failures.append(f"round {n} at {stats.stage}: {exc!r}"[:500])
+            await asyncio.sleep(0.5)  # don't spin against a server that refuses us
+        await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def traffic(url: str) -> Iterator[TrafficStats]:
+    stats = TrafficStats()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: asyncio.run(_drive(url, stop, stats)), name="traffic", daemon=True
+    )
+    thread.start()
+    try:
+        yield stats
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    # Short room timeout so rooms also expire during the test (rooms_expired_total moves).
+    with spawn_server({"ROOM_TIMEOUT_MS": "2000"}) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def prometheus_bin() -> str:
+    binary = prometheus_binary()
+    if binary is None:
+        reason = "prometheus binary not found (apt-get install prometheus, or set PROMETHEUS_BIN)"
+        if prometheus_required():
+            pytest.fail(reason + "; required because CI / SIGNALING_REQUIRE_PROMETHEUS=1 is set")
+        pytest.skip(reason)
+    return binary
+
+
+@dataclass
+class Scraped:
+    prom: Prometheus
+    stats: TrafficStats
+    server: ServerProcess
+
+
+@pytest.fixture(scope="module")
+def scraped(
+    prometheus_bin: str, server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scraped]:
+    """Server under traffic, Prometheus scraping it, with MIN_SAMPLES scrapes of history."""
+    workdir: Path = tmp_path_factory.mktemp("prometheus")
+    target = f"127.0.0.1:{server.metrics_port}"
+    with traffic(server.url) as stats, run_prometheus(prometheus_bin, workdir, [target]) as prom:
+
+        def target_up() -> bool:
+            targets = prom.target_health()
+            return any(
+                t["scrapeUrl"].startswith(f"http://{target}/") and t["health"] == "up"
+                for t in targets
+            )
+
+        wait_for(
+            f"target {target} to be up",
+            target_up,
+            WAIT,
+            diag=lambda: f"{prom.target_health()}\n{prom.log()}\n{server.log()[-3000:]}",
+        )
+
+        def enough_history() -> bool:
+            samples = prom.vector(
+                f'count_over_time(signaling_signals_delivered_total{{job="{JOB}"}}[{RATE_WINDOW}])'
+            )
+            moving = prom.vector(
+                f'increase(signaling_signals_delivered_total{{job="{JOB}"}}[{RATE_WINDOW}])'
+            )
+            return (
+                bool(samples) and samples[0][1] >= MIN_SAMPLES and bool(moving) and moving[0][1] > 0
+            )
+
+        wait_for(
+            f"{MIN_SAMPLES} scrapes with signals flowing",
+            enough_history,
+            WAIT,
+            diag=lambda: f"traffic: {stats}\nserver log:\n{server.log()[-3000:]}",
+        )
+        yield Scraped(prom, stats, server)
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+def _queries() -> list[PanelQuery]:
+    return panel_queries(load_dashboard())
+
+
+def test_server_exports_every_dashboard_metric(server: ServerProcess) -> None:
+    """Straight from /metrics: each metric a panel reads exists from start-up."""
+    status, body = http_get(server.metrics_url)
+    assert status == 200, body[:500]
+    exported = {
+        sample.name for fam in text_string_to_metric_families(body) for sample in fam.samples
+    }
+    wanted = {s.metric for q in _queries() for s in selectors(q.expr)}
+    missing = sorted(wanted - exported)
+    signaling_exported = sorted(n for n in exported if n.startswith("signaling_"))
+    assert not missing, f"dashboard reads {missing}; server exports {signaling_exported}"
+
+
+def test_traffic_reached_the_server(scraped: Scraped) -> None:
+    stats = scraped.stats
+    assert stats.rounds >= 3, f"traffic: {stats}"
+    assert stats.failed <= stats.rounds // 10, f"too many failed rounds: {stats}"
+
+
+def test_variable_queries_find_the_job_and_instance(scraped: Scraped) -> None:
+    """label_values(metric, label) is answered by /api/v1/label/<label>/values?match[]=..."""
+    variables = {v["name"]: v for v in load_dashboard()["templating"]["list"]}
+    expected = {"job": JOB, "instance": f"127.0.0.1:{scraped.server.metrics_port}"}
+    for name, want in expected.items():
+        match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", variable_query(variables[name]))
+        assert match, name
+        selector = to_promql(match.group(1), job=JOB)
+        body = scraped.prom.api(f"label/{match.group(2)}/values", {"match[]": selector})
+        assert body.get("status") == "success", body
+        assert want in body["data"], f"{name}: {body['data']}"
+
+
+@pytest.mark.parametrize("instance_filter", [".*", "exact"])
+def test_every_panel_query_returns_data(scraped: Scraped, instance_filter: str) -> None:
+    """Each panel expression parses and returns >= 1 series, with All and with one instance."""
+    # Grafana formats one selected value as an escaped regex inside a PromQL string literal.
+    exact = re.escape(f"127.0.0.1:{scraped.server.metrics_port}").replace("\\", "\\\\")
+    instance = ".*" if instance_filter == ".*" else exact
+    failures: list[str] = []
+    queries = _queries()
+    assert len(queries) >= 20
+    for q in queries:
+        assert JOB_MATCHER in q.expr
+        promql = to_promql(q.expr, rate_interval=RATE_WINDOW, job=JOB, instance=instance)
+        body = scraped.prom.query(promql)
+        if body.get("status") != "success":
+            failures.append(f"{q.name}: {body.get('errorType')}: {body.get('error')}\n  {promql}")
+        elif not body["data"]["result"]:
+            failures.append(f"{q.name}: no series\n  {promql}")
+    assert not failures, "panel queries failing:\n" + "\n".join(failures)
+
+
+def _value(prom: Prometheus, expr: str) -> float:
+    series = prom.vector(expr)
+    assert len(series) == 1, f"{expr}: {series}"
+    return series[0][1]
+
+
+def _panel_expr(title: str, legend_index: int = 0) -> str:
+    matches = [q for q in _queries() if q.panel_title == title]
+    assert matches, f"no panel {title!r}"
+    return to_promql(matches[legend_index].expr, rate_interval=RATE_WINDOW, job=JOB)
+
+
+def test_key_panels_show_the_traffic(scraped: Scraped) -> None:
+    """The at-a-glance numbers reflect what the traffic did, not just "some series"."""
+    prom = scraped.prom
+    assert _value(prom, _panel_expr("Signals delivered / s")) > 0
+    p99 = _value(prom, _panel_expr("Relay latency p99"))
+    assert math.isfinite(p99) and 0 < p99 <= 1.0, p99
+    assert _value(prom, _panel_expr("Instances")) == 1
+    assert _value(prom, _panel_expr("Protocol errors / s")) > 0
+    by_code = dict(
+        (labels.get("code", ""), v)
+        for labels, v in prom.vector(_panel_expr("Protocol errors / s by code"))
+    )
+    assert by_code.get("bad_json", 0) > 0, by_code
+    assert by_code.get("room_not_found", 0) > 0, by_code
+    by_type = dict(
+        (labels.get("type", ""), v)
+        for labels, v in prom.vector(_panel_expr("Messages received / s by type"))
+    )
+    assert by_type.get("signal", 0) > 0 and by_type.get("create", 0) > 0, by_type
+    by_protocol = dict(
+        (labels.get("protocol", ""), v)
+        for labels, v in prom.vector(_panel_expr("Connections opened / s by protocol"))
+    )
+    assert by_protocol.get("v1", 0) > 0 and by_protocol.get("v2", 0) > 0, by_protocol
+    fanout_mean = _value(prom, _panel_expr("Fan-out (recipients per signal)", 3))
+    assert 1.5 <= fanout_mean <= 2.5, fanout_mean  # 3 members: 2 recipients per signal
+    rss = _value(prom, _panel_expr("Resident memory per instance"))
+    assert rss > 1 << 20, rss
