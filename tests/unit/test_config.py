@@ -1,0 +1,58 @@
+"""Settings: defaults, environment, flags, and exit status 2 naming the bad variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from signaling import config
+
+
+def test_defaults_match_the_seed() -> None:
+    s = config.load([], {})
+    assert (s.port, s.room_timeout_ms, s.host, s.room_id_digits) == (8080, 300_000, "", 4)
+
+
+def test_environment_then_flags_win() -> None:
+    env = {"PORT": "9000", "ROOM_TIMEOUT_MS": "1000", "SIGNALING_LOG_FORMAT": "JSON"}
+    s = config.load([], env)
+    assert (s.port, s.room_timeout, s.log_format) == (9000, 1.0, "json")
+    assert config.load(["--port", "9001"], env).port == 9001
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"PORT": "http"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"ROOM_TIMEOUT_MS": "0"}, "ROOM_TIMEOUT_MS"),
+        ({"SIGNALING_PING_INTERVAL_S": "-1"}, "SIGNALING_PING_INTERVAL_S"),
+        ({"SIGNALING_PING_TIMEOUT_S": "nan"}, "SIGNALING_PING_TIMEOUT_S"),
+        ({"SIGNALING_LOG_FORMAT": "xml"}, "SIGNALING_LOG_FORMAT"),
+        ({"SIGNALING_ROOM_ID_DIGITS": "3"}, "SIGNALING_ROOM_ID_DIGITS"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(config.ConfigError, match=name):
+        config.load([], env)
+
+
+def test_process_exits_2_with_a_message() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "signaling"],
+        env={"PORT": "nope", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "PORT" in proc.stderr
+
+
+def test_help_lists_every_variable() -> None:
+    text = config.parser().format_help()
+    for knob in config.KNOBS.values():
+        assert knob.env in text and knob.flag in text

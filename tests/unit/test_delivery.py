@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from signaling import events as e
+from signaling.delivery import encode, visible_to
+
+
+def test_v1_sees_only_signals_and_never_v2_fields() -> None:
+    sig = e.SignalRelayed(5, "a", '{"k":1}', None, 0)
+    assert visible_to("b", 1, sig) and not visible_to("a", 1, sig)
+    assert encode(sig, 1, "1234") == '{"type":"signal","senderId":"a","payload":{"k":1}}'
+    for event in (e.PeerJoined(2, "c", 2, "", 0), e.PeerLeft(3, "c", "left", 0), e.RoomExpired(4, 0)):
+        assert not visible_to("b", 1, event)
+        assert visible_to("b", 2, event)
+
+
+def test_directed_signals_reach_only_their_target() -> None:
+    sig = e.SignalRelayed(5, "a", "1", "c", 0)
+    assert visible_to("c", 2, sig) and not visible_to("b", 2, sig)
+    assert encode(sig, 2, "1") == '{"type":"signal","senderId":"a","payload":1,"seq":5}'
+
+
+def test_nobody_hears_about_themselves() -> None:
+    assert not visible_to("c", 2, e.PeerJoined(2, "c", 2, "", 0))
+    assert not visible_to("c", 2, e.PeerLeft(2, "c", "left", 0))
+    assert not visible_to("c", 2, e.PeerDetached(2, "c", 0))

@@ -1,0 +1,92 @@
+"""The wire codec: payloads forwarded byte for byte, bad input classified by code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from websockets.frames import Frame, Opcode
+
+from signaling import wire
+
+UNITY_CREATE = (
+    '{"type":"create","roomId":"","payload":{"sdp":"","sdpType":"","candidate":"",'
+    '"sdpMid":"","sdpMLineIndex":-1}}'
+)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '"{\\"type\\":\\"dummy\\",\\"text\\":\\"hello from B\\"}"',
+        '{"z":1,"a":[1,2,{"b":null}],"m":"caf\\u00e9"}',
+        '{ "spaced" : true }',
+        "null",
+        "-1.5e3",
+        '"\\ud83d\\ude00"',
+    ],
+)
+def test_payload_is_the_original_text(payload: str) -> None:
+    msg = wire.parse(f'{{"type":"signal","payload":{payload},"roomId":"1"}}')
+    assert msg.type == "signal"
+    assert msg.payload == payload
+    assert json.loads(wire.signal("id", payload))["payload"] == json.loads(payload)
+
+
+def test_last_duplicate_key_wins_like_json_loads() -> None:
+    msg = wire.parse('{"type":"signal","payload":1,"payload":{"k":2}}')
+    assert msg.payload == '{"k":2}'
+
+
+def test_unity_shaped_messages_parse() -> None:
+    msg = wire.parse(UNITY_CREATE)
+    assert msg.type == "create" and msg.fields["roomId"] == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("", "bad_json"),
+        ("{", "bad_json"),
+        ('{"type":"signal"', "bad_json"),
+        ('{"type":"signal",}', "bad_json"),
+        ('{"type":"signal","payload":NaN}', "bad_json"),
+        ('{"type":"signal","payload":Infinity}', "bad_json"),
+        ('{"type":"signal"} trailing', "bad_json"),
+        ('{"type":"x\\q"}', "bad_json"),
+        ("[1,2]", "bad_message"),
+        ('"create"', "bad_message"),
+        ("{}", "bad_message"),
+        ('{"type":5}', "bad_message"),
+    ],
+)
+def test_bad_input_is_classified(text: str, code: str) -> None:
+    with pytest.raises(wire.WireError) as info:
+        wire.parse(text)
+    assert info.value.code == code
+
+
+def test_field_accessors_reject_wrong_types() -> None:
+    msg = wire.parse('{"type":"join","roomId":1234,"lastSeq":true}')
+    with pytest.raises(wire.WireError, match="roomId"):
+        wire.require_str(msg, "roomId")
+    with pytest.raises(wire.WireError, match="lastSeq"):
+        wire.require_seq(msg, "lastSeq")
+    assert wire.optional_str(wire.parse('{"type":"x"}'), "to") is None
+
+
+def test_v1_replies_are_byte_for_byte_the_seed_shapes() -> None:
+    assert wire.room_entered("room_created", "1234", "u") == (
+        '{"type":"room_created","roomId":"1234","myId":"u"}'
+    )
+    assert wire.signal("u", '"p"') == '{"type":"signal","senderId":"u","payload":"p"}'
+    assert json.loads(wire.error("room_not_found", "Room not found")) == {
+        "type": "error", "message": "Room not found", "code": "room_not_found",
+    }
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_text_frame_matches_the_websockets_encoder(size: int) -> None:
+    text = "x" * size
+    expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+    assert wire.text_frame(text) == expected
