@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Build the server's container image from Containerfile (what `make image` runs).
+#
+# Env:
+#   IMAGE                         tag to build (default signaling:dev)
+#   BASE_IMAGE                    base image (default python:3.11-slim-bookworm)
+#   SIGNALING_OFFLINE_WHEELHOUSE  1: resolve every wheel on the host first (scripts/wheelhouse.sh)
+#                                 and install offline in the build; 0: never; unset: only when
+#                                 BASE_IMAGE is a local-only image (no registry digest), i.e. a
+#                                 machine without registry access such as CI
+#   CONTAINER_ENGINE              docker or podman (default: docker if present, else podman)
+#   BUILD_ARGS                    extra arguments for the engine's build command
+set -euo pipefail
+
+log() { printf '[build-image] %s\n' "$*" >&2; }
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_ROOT"
+
+IMAGE=${IMAGE:-signaling:dev}
+BASE_IMAGE=${BASE_IMAGE:-python:3.11-slim-bookworm}
+
+ENGINE=${CONTAINER_ENGINE:-}
+if [ -z "$ENGINE" ]; then
+    if command -v docker >/dev/null 2>&1; then ENGINE=docker
+    elif command -v podman >/dev/null 2>&1; then ENGINE=podman
+    else
+        log "neither docker nor podman found"
+        exit 1
+    fi
+fi
+
+offline=${SIGNALING_OFFLINE_WHEELHOUSE:-}
+if [ -z "$offline" ]; then
+    offline=0
+    if "$ENGINE" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+        digests=$("$ENGINE" image inspect --format '{{len .RepoDigests}}' "$BASE_IMAGE" 2>/dev/null || echo 1)
+        if [ "$digests" = 0 ]; then
+            log "$BASE_IMAGE is a local-only image: building offline from a wheelhouse"
+            offline=1
+        fi
+    fi
+fi
+
+if [ "$offline" = 1 ]; then
+    BASE_IMAGE=$BASE_IMAGE scripts/wheelhouse.sh
+    wheelhouse=yes
+else
+    wheelhouse=no
+fi
+
+version=$( (python3 - <<'PY'
+import tomllib
+with open("pyproject.toml", "rb") as f:
+    print(tomllib.load(f)["project"]["version"])
+PY
+) 2>/dev/null || sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -n1)
+revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+source_url=${SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/null || echo unknown)}
+
+args=(
+    --build-arg "BASE_IMAGE=$BASE_IMAGE"
+    --build-arg "WHEELHOUSE=$wheelhouse"
+    --build-arg "VERSION=${version:-0.0.0}"
+    --build-arg "REVISION=$revision"
+    --build-arg "SOURCE_URL=$source_url"
+    -t "$IMAGE"
+    -f Containerfile
+)
+if [ "$ENGINE" = podman ] || [ "$ENGINE" = buildah ]; then
+    # Docker image format keeps HEALTHCHECK and STOPSIGNAL (OCI format drops HEALTHCHECK).
+    args+=(--format docker)
+fi
+# shellcheck disable=SC2206
+[ -n "${BUILD_ARGS:-}" ] && args+=($BUILD_ARGS)
+
+log "building $IMAGE from $BASE_IMAGE with $ENGINE (wheelhouse: $wheelhouse)"
+start=$SECONDS
+if [ "$ENGINE" = docker ]; then
+    # The legacy builder: works on engines without BuildKit/buildx, like the Debian one.
+    DOCKER_BUILDKIT=0 docker build "${args[@]}" .
+else
+    "$ENGINE" build "${args[@]}" .
+fi
+size=$("$ENGINE" image inspect --format '{{.Size}}' "$IMAGE" 2>/dev/null || echo 0)
+log "built $IMAGE in $((SECONDS - start))s, $((size / 1000000)) MB"
