@@ -104,6 +104,7 @@ async def test_resume_replays_missed_messages_in_order_exactly_once(
     for n in range(3):
         await a.send({"type": "signal", "payload": f"missed-{n}"})
     await c.join(room)  # a membership change while b is away
+    assert (await a.recv())["type"] == "peer_joined"
     await a.send({"type": "signal", "to": c.my_id, "payload": "not-for-b"})
     await a.send({"type": "signal", "to": b.my_id, "payload": "for-b"})
     await asyncio.sleep(0.1)
