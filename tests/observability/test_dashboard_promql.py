@@ -72,6 +72,7 @@ class Client:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.last_seq = 0  # highest v2 "seq" received
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -80,6 +81,8 @@ class Client:
                 with contextlib.suppress(ValueError):
                     msg = json.loads(frame)
                     if isinstance(msg, dict):
+                        if isinstance(msg.get("seq"), int):
+                            self.last_seq = max(self.last_seq, msg["seq"])
                         self.inbox.put_nowait(msg)
 
     async def send(self, msg: dict[str, Any] | str) -> None:
@@ -107,7 +110,7 @@ async def _open(url: str, v2: bool = False) -> Client:
 
 
 async def _round(url: str, n: int, stats: TrafficStats) -> None:
-    """One room's life: create, two joiners (one v2), relays, error frames, leave, close."""
+    """One room's life: create, two joiners (one v2), relays, errors, resumes, leave, close."""
     stats.stage = "connect"
     owner = await _open(url)
     guest = await _open(url)
@@ -122,7 +125,7 @@ async def _round(url: str, n: int, stats: TrafficStats) -> None:
         await guest.send({"type": "join", "roomId": room_id})
         await guest.expect("room_joined")
         await guest_v2.send({"type": "join", "roomId": room_id})
-        await guest_v2.expect("room_joined")
+        v2_joined = await guest_v2.expect("room_joined")
         stats.stage = "signal"
         members = (owner, guest, guest_v2)
         sent = dict.fromkeys(members, 0)
@@ -146,15 +149,36 @@ async def _round(url: str, n: int, stats: TrafficStats) -> None:
         await stray.expect("error")
         await stray.send({"type": "teleport"})
         await stray.expect("error")
-        # v2-only messages: a failing resume and an orderly leave.
+        # v2 only: take guest_v2's session over from a new socket (resume ok), try a forged
+        # token (resume failed), then leave in order.
         stats.stage = "resume"
         resumer = await _open(url, v2=True)
         clients.append(resumer)
-        await resumer.send({"type": "resume", "roomId": room_id, "resumeToken": "bogus", "seq": 0})
-        await resumer.expect("error", "room_joined", "resumed")
+        await resumer.send(
+            {
+                "type": "resume",
+                "roomId": room_id,
+                "peerId": v2_joined["myId"],
+                "resumeToken": v2_joined["resumeToken"],
+                "lastSeq": guest_v2.last_seq,
+            }
+        )
+        await resumer.expect("resumed")
+        forger = await _open(url, v2=True)
+        clients.append(forger)
+        await forger.send(
+            {
+                "type": "resume",
+                "roomId": room_id,
+                "peerId": v2_joined["myId"],
+                "resumeToken": "forged",
+                "lastSeq": 0,
+            }
+        )
+        await forger.expect("error")
         stats.stage = "leave"
-        await guest_v2.send({"type": "leave"})
-        await guest_v2.expect("left", "error")
+        await resumer.send({"type": "leave"})
+        await resumer.expect("left")
         stats.stage = "done"
     finally:
         for c in clients:
@@ -357,6 +381,14 @@ def test_key_panels_show_the_traffic(scraped: Scraped) -> None:
         for labels, v in prom.vector(_panel_expr("Connections opened / s by protocol"))
     )
     assert by_protocol.get("v1", 0) > 0 and by_protocol.get("v2", 0) > 0, by_protocol
+    assert _value(prom, _panel_expr("Rooms created / expired per s", 0)) > 0
+    # ROOM_TIMEOUT_MS=2000: each round's room expires two seconds after its clients leave.
+    assert _value(prom, _panel_expr("Rooms created / expired per s", 1)) > 0
+    by_result = dict(
+        (labels.get("result", ""), v)
+        for labels, v in prom.vector(_panel_expr("Resumes / s by result"))
+    )
+    assert by_result.get("ok", 0) > 0 and by_result.get("failed", 0) > 0, by_result
     fanout_mean = _value(prom, _panel_expr("Fan-out (recipients per signal)", 3))
     assert 1.5 <= fanout_mean <= 2.5, fanout_mean  # 3 members: 2 recipients per signal
     rss = _value(prom, _panel_expr("Resident memory per instance"))
