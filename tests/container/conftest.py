@@ -1,0 +1,335 @@
+"""Run the built image the way operators do, through a container engine (testcontainers).
+
+The image is built once per session with scripts/build-image.sh (or taken from
+SIGNALING_TEST_IMAGE). Without a container engine every test here is skipped, with the
+reason, unless SIGNALING_REQUIRE_DOCKER=1 (CI), which turns that into a failure.
+
+Environment:
+  SIGNALING_TEST_IMAGE        use this image instead of building one
+  SIGNALING_TEST_BASE_IMAGE   base for the build (default: python:3.11-slim-bookworm, or
+                              the local signaling-base:bookworm when only that one is present)
+  SIGNALING_REQUIRE_DOCKER=1  no engine, or a failed build, fails instead of skipping
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+# testcontainers reads its configuration when first imported, so the defaults go in
+# before any import of it. Ryuk (the reaper container) would need a registry pull.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+if Path("/.dockerenv").exists() and "DOCKER_HOST" not in os.environ:
+    # Inside a container running its own engine: published ports are on loopback,
+    # not on the (absent) default gateway testcontainers would otherwise pick.
+    os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+    os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+
+if TYPE_CHECKING:
+    from testcontainers.core.container import DockerContainer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
+LOCAL_BASE_IMAGE = "signaling-base:bookworm"
+TEST_IMAGE_TAG = "signaling:test"
+BUILD_TIMEOUT_S = 900.0
+READY_TIMEOUT_S = 30.0
+WS_PORT = 8080
+METRICS_PORT = 9091
+
+REQUIRE_ENGINE = os.environ.get("SIGNALING_REQUIRE_DOCKER") == "1"
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if REQUIRE_ENGINE:
+        pytest.fail(f"{reason} (SIGNALING_REQUIRE_DOCKER=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _image_exists(engine: Any, image: str) -> bool:
+    try:
+        engine.images.get(image)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def engine() -> Any:
+    """A docker SDK client of an engine that answers (docker, or podman's docker API)."""
+    try:
+        docker = importlib.import_module("docker")  # untyped; comes with testcontainers
+    except ImportError:
+        _unavailable("the docker SDK (testcontainers) is not installed")
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception as exc:
+        _unavailable(f"no container engine answers ({type(exc).__name__}: {exc})")
+    return client
+
+
+def _base_image(engine: Any) -> str:
+    chosen = os.environ.get("SIGNALING_TEST_BASE_IMAGE")
+    if chosen:
+        return chosen
+    # No registry here but a locally built base: use it rather than fail on a pull.
+    if not _image_exists(engine, DEFAULT_BASE_IMAGE) and _image_exists(engine, LOCAL_BASE_IMAGE):
+        return LOCAL_BASE_IMAGE
+    return DEFAULT_BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def image(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The image under test: SIGNALING_TEST_IMAGE, or built from this checkout once."""
+    given = os.environ.get("SIGNALING_TEST_IMAGE")
+    if given:
+        if not _image_exists(engine, given):
+            pytest.fail(f"SIGNALING_TEST_IMAGE={given} is not present in the engine")
+        return given
+    base = _base_image(engine)
+    log = tmp_path_factory.mktemp("image") / "build.log"
+    env = {**os.environ, "IMAGE": TEST_IMAGE_TAG, "BASE_IMAGE": base}
+    started = time.monotonic()
+    with log.open("w") as out:
+        try:
+            proc = subprocess.run(
+                [str(REPO_ROOT / "scripts" / "build-image.sh")],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=BUILD_TIMEOUT_S,
+                check=False,
+            )
+            status: int | str = proc.returncode
+        except subprocess.TimeoutExpired:
+            status = f"timeout after {BUILD_TIMEOUT_S:.0f}s"
+    if status != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        pytest.fail(
+            f"building {TEST_IMAGE_TAG} from {base} failed ({status}); log {log}:\n{tail}",
+            pytrace=False,
+        )
+    print(f"built {TEST_IMAGE_TAG} from {base} in {time.monotonic() - started:.0f}s")
+    return TEST_IMAGE_TAG
+
+
+def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
+    """GET a URL; (status, body) for any status instead of raising."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read().decode()
+
+
+@dataclass
+class Running:
+    """A started server container and where to reach it from the test process."""
+
+    container: DockerContainer
+    host: str
+    port: int
+    metrics_port: int
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/"
+
+    @property
+    def http(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    @property
+    def wrapped(self) -> Any:
+        return self.container.get_wrapped_container()
+
+    def logs(self) -> str:
+        out, err = self.container.get_logs()
+        return (out + err).decode(errors="replace")
+
+    def state(self) -> dict[str, Any]:
+        self.wrapped.reload()
+        state: dict[str, Any] = self.wrapped.attrs["State"]
+        return state
+
+
+def wait_ready(running: Running, timeout: float = READY_TIMEOUT_S) -> float:
+    """Poll /readyz until 200; seconds it took. Fails early, with the logs, if it exits."""
+    started = time.monotonic()
+    last = "no answer"
+    for _ in range(int(timeout / 0.1) + 1):
+        if time.monotonic() - started > timeout:
+            break
+        try:
+            status, body = http_get(f"{running.http}/readyz", timeout=1.0)
+            if status == 200:
+                return time.monotonic() - started
+            last = f"{status} {body!r}"
+        except OSError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        state = running.state()
+        if state.get("Status") not in ("created", "running"):
+            pytest.fail(
+                f"container exited ({json.dumps(state)}) before ready; logs:\n{running.logs()}",
+                pytrace=False,
+            )
+        time.sleep(0.1)
+    pytest.fail(
+        f"/readyz not 200 within {timeout}s (last: {last}); logs:\n{running.logs()}",
+        pytrace=False,
+    )
+
+
+StartContainer = Callable[..., Running]
+
+
+@pytest.fixture
+def start_container(image: str) -> Iterator[StartContainer]:
+    """Factory: start the image with env overrides and docker run kwargs; removed after."""
+    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+
+    started: list[DockerContainer] = []
+
+    def start(
+        env: dict[str, str] | None = None, tmpfs: dict[str, str] | None = None, **run_kwargs: Any
+    ) -> Running:
+        container = DockerContainer(image, **run_kwargs).with_exposed_ports(WS_PORT, METRICS_PORT)
+        for path, size in (tmpfs or {}).items():
+            container.with_tmpfs_mount(path, size or None)
+        for key, value in {"SIGNALING_LOG_FORMAT": "text", **(env or {})}.items():
+            container.with_env(key, value)
+        started.append(container)
+        container.start()
+        running = Running(
+            container=container,
+            host=container.get_container_host_ip(),
+            port=int(container.get_exposed_port(WS_PORT)),
+            metrics_port=int(container.get_exposed_port(METRICS_PORT)),
+        )
+        wait_ready(running)
+        return running
+
+    yield start
+    for container in started:
+        try:
+            container.stop()
+        except Exception as exc:  # already gone; keep cleaning the rest
+            print(f"cleanup of a test container failed: {exc}")
+
+
+@pytest.fixture(scope="module")
+def shared_server(image: str) -> Iterator[Running]:
+    """One plain container for the read-mostly protocol and HTTP tests of a module."""
+    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+
+    container = DockerContainer(image).with_exposed_ports(WS_PORT, METRICS_PORT)
+    container.start()
+    try:
+        running = Running(
+            container=container,
+            host=container.get_container_host_ip(),
+            port=int(container.get_exposed_port(WS_PORT)),
+            metrics_port=int(container.get_exposed_port(METRICS_PORT)),
+        )
+        wait_ready(running)
+        yield running
+    finally:
+        container.stop()
+
+
+class Peer:
+    """A WebSocket peer with bounded waits (websockets' asyncio client)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.my_id = ""
+        self.token = ""
+        self.seq = 0
+
+    @classmethod
+    async def open(cls, running: Running, v2: bool = False) -> Peer:
+        ws = await connect(
+            running.ws_url,
+            subprotocols=[Subprotocol("signaling.v2")] if v2 else None,
+            open_timeout=5,
+            close_timeout=3,
+        )
+        return cls(ws)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def recv(self, wait: float = 5.0) -> dict[str, Any]:
+        data = await asyncio.wait_for(self.ws.recv(), wait)
+        msg: dict[str, Any] = json.loads(data)
+        if isinstance(msg.get("seq"), int):
+            self.seq = max(self.seq, msg["seq"])
+        return msg
+
+    async def silent(self, wait: float = 0.5) -> None:
+        """Assert nothing arrives within ``wait`` seconds."""
+        try:
+            data = await asyncio.wait_for(self.ws.recv(), wait)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message: {data!r}")
+
+    async def create(self) -> dict[str, Any]:
+        await self.send({"type": "create"})
+        reply = await self.recv()
+        assert reply["type"] == "room_created", reply
+        self.my_id, self.token = reply["myId"], reply.get("resumeToken", "")
+        return reply
+
+    async def join(self, room_id: str) -> dict[str, Any]:
+        await self.send({"type": "join", "roomId": room_id})
+        reply = await self.recv()
+        assert reply["type"] == "room_joined", reply
+        self.my_id, self.token = reply["myId"], reply.get("resumeToken", "")
+        return reply
+
+    def drop(self) -> None:
+        """Vanish without a close frame, like a phone changing networks."""
+        transport = self.ws.transport
+        transport.abort()
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[Callable[..., Awaitable[Peer]]]:
+    """Factory of peers against a running container; all closed after the test."""
+    opened: list[Peer] = []
+
+    async def make(running: Running, v2: bool = False) -> Peer:
+        peer = await Peer.open(running, v2)
+        opened.append(peer)
+        return peer
+
+    yield make
+    for peer in opened:
+        await peer.ws.close()
+
+
+MakePeer = Callable[..., Awaitable[Peer]]
