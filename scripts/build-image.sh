@@ -56,6 +56,8 @@ with open("pyproject.toml", "rb") as f:
 PY
 ) 2>/dev/null || sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -n1)
 revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The commit's time, not the build's: same sources, same labels.
+created=$(git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
 source_url=${SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/null || echo unknown)}
 
 args=(
@@ -63,6 +65,7 @@ args=(
     --build-arg "WHEELHOUSE=$wheelhouse"
     --build-arg "VERSION=${version:-0.0.0}"
     --build-arg "REVISION=$revision"
+    --build-arg "CREATED=$created"
     --build-arg "SOURCE_URL=$source_url"
     -t "$IMAGE"
     -f Containerfile
@@ -71,8 +74,10 @@ if [ "$ENGINE" = podman ] || [ "$ENGINE" = buildah ]; then
     # Docker image format keeps HEALTHCHECK and STOPSIGNAL (OCI format drops HEALTHCHECK).
     args+=(--format docker)
 fi
-# shellcheck disable=SC2206
-[ -n "${BUILD_ARGS:-}" ] && args+=($BUILD_ARGS)
+if [ -n "${BUILD_ARGS:-}" ]; then
+    # shellcheck disable=SC2206  # word splitting wanted
+    args+=($BUILD_ARGS)
+fi
 
 log "building $IMAGE from $BASE_IMAGE with $ENGINE (wheelhouse: $wheelhouse)"
 start=$SECONDS

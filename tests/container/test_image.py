@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.container
+# The first test also builds the image (session fixture), which pytest-timeout counts.
+pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
 
 
 def test_image_metadata(engine: Any, image: str) -> None:

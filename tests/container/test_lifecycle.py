@@ -10,7 +10,8 @@ import pytest
 from tests.container.conftest import MakePeer, StartContainer, http_get
 from tests.container.test_protocol import v1_flow
 
-pytestmark = pytest.mark.container
+# The first test also builds the image (session fixture), which pytest-timeout counts.
+pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
 
 SHUTDOWN_TIMEOUT_S = 5
 

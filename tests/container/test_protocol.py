@@ -9,7 +9,8 @@ import pytest
 
 from tests.container.conftest import MakePeer, Running, http_get
 
-pytestmark = pytest.mark.container
+# The first test also builds the image (session fixture), which pytest-timeout counts.
+pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
