@@ -213,9 +213,15 @@ def start_container(image: str) -> Iterator[StartContainer]:
     def start(
         env: dict[str, str] | None = None, tmpfs: dict[str, str] | None = None, **run_kwargs: Any
     ) -> Running:
+        # tmpfs values are docker mount options ("size=16m"). Older testcontainers have
+        # no with_tmpfs_mount; newer ones pass their own tmpfs= and reject ours.
+        has_tmpfs_api = hasattr(DockerContainer, "with_tmpfs_mount")
+        if tmpfs and not has_tmpfs_api:
+            run_kwargs = {**run_kwargs, "tmpfs": dict(tmpfs)}
         container = DockerContainer(image, **run_kwargs).with_exposed_ports(WS_PORT, METRICS_PORT)
-        for path, size in (tmpfs or {}).items():
-            container.with_tmpfs_mount(path, size or None)
+        if tmpfs and has_tmpfs_api:
+            for path, options in tmpfs.items():
+                container.with_tmpfs_mount(path, options or None)
         for key, value in {"SIGNALING_LOG_FORMAT": "text", **(env or {})}.items():
             container.with_env(key, value)
         started.append(container)

@@ -63,6 +63,7 @@ async def test_hardened_runtime_like_the_helm_chart(
     assert host_config["ReadonlyRootfs"] is True
     assert host_config["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host_config["SecurityOpt"]
+    assert host_config["Tmpfs"] == {"/tmp": "size=16m"}
 
     # The image's own HEALTHCHECK command works under these restrictions.
     health_cmd = running.wrapped.image.attrs["Config"]["Healthcheck"]["Test"][1:]
