@@ -28,12 +28,18 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; 
     if [ -z "${DOCKER_UP_SKIP_APT_UPDATE:-}" ]; then
         apt-get update -qq
     fi
-    apt-get install -y -qq --no-install-recommends docker.io iptables >/dev/null
+    apt-get install -y -qq docker.io iptables >/dev/null
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
     log "dockerd is not running and we are not root: start it yourself (e.g. systemctl start docker)"
     exit 1
+fi
+
+# dockerd needs the cgroup hierarchy; machines without an init that mounts it need help.
+if ! mountpoint -q /sys/fs/cgroup 2>/dev/null && command -v cgroupfs-mount >/dev/null 2>&1; then
+    log "mounting cgroups (cgroupfs-mount)"
+    cgroupfs-mount || true
 fi
 
 # A stale pid file from a dead daemon makes dockerd refuse to start.
