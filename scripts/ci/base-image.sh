@@ -46,9 +46,10 @@ start=$SECONDS
 # The merged-usr hook (when this mmdebstrap ships it) merges /usr itself instead of
 # installing the usrmerge package, which would pull in perl (~30 MB).
 hook_args=()
-for d in /usr/share/mmdebstrap/hooks/merged-usr; do
-    [ -d "$d" ] && hook_args+=(--hook-dir="$d")
-done
+if [ -d /usr/share/mmdebstrap/hooks/merged-usr ]; then
+    hook_args+=(--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr)
+fi
+# shellcheck disable=SC2016  # "$1" (the new root) is expanded by mmdebstrap's hook
 mmdebstrap --quiet --variant=minbase --include="$PACKAGES" \
     "${hook_args[@]}" \
     --dpkgopt='path-exclude=/usr/share/man/*' \
