@@ -308,8 +308,10 @@ class Connection(asyncio.Protocol):
             self.hub.mark_dirty(self)
         out.append(frame)
         self.out_bytes += len(frame)
-        if self.out_bytes > self.hub.settings.send_buffer_bytes:
-            self._slow_consumer()
+        if self.out_bytes > self.hub.flush_threshold:
+            # A big batch: hand it to the socket now. Only bytes the kernel refuses count
+            # against the client, so a burst to a client that reads is never punished.
+            self.flush()
 
     def flush(self) -> None:
         out = self.out
@@ -320,6 +322,8 @@ class Connection(asyncio.Protocol):
         if self.closed or self.ws.state is not OPEN:
             return
         transport = self.transport
+        if transport.is_closing():
+            return
         transport.writelines(out)
         if transport.get_write_buffer_size() > self.hub.settings.send_buffer_bytes:
             self._slow_consumer()

@@ -53,6 +53,7 @@ class Hub:
         )
         self.connections: set[Connection] = set()
         self.ready = False
+        self.flush_threshold = max(settings.send_buffer_bytes // 4, 4096)
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
 
@@ -148,19 +149,18 @@ class Server:
     async def shutdown(self) -> None:
         """Not ready, stop accepting, close clients with 1001, wait up to the timeout."""
         hub = self.hub
+        # Not ready first: the listener stays open so probes see /readyz answer 503 while
+        # new WebSocket upgrades are refused (503) and existing clients are closed.
         hub.ready = False
-        if self._listener is not None:
-            self._listener.close()
-        conns = list(hub.connections)
+        conns = [conn for conn in hub.connections if conn.opened]
         for conn in conns:
             conn.close(1001, "server shutting down")
-        for conn in list(hub.connections):
-            if not conn.opened:
-                conn.abort()
         deadline = hub.loop.time() + self.settings.shutdown_timeout
-        while hub.connections and hub.loop.time() < deadline:
+        while any(c.opened for c in hub.connections) and hub.loop.time() < deadline:
             await asyncio.sleep(0.02)
-        forced = len(hub.connections)
+        forced = sum(1 for conn in hub.connections if conn.opened)
+        if self._listener is not None:
+            self._listener.close()
         for conn in list(hub.connections):
             conn.abort()
         if self._sweeper is not None:

@@ -1,0 +1,160 @@
+"""Bad input gets a coded error and the connection stays usable; limits protect others."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from signaling.server import Server
+from websockets.asyncio.client import connect
+
+from tests.integration.conftest import Client, StartServer
+from tests.integration.rawclient import RawClient
+from tests.support.server import http_get, spawn_server
+
+Make = Callable[..., Awaitable[Client]]
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "bad_json"),
+        ('{"type":"signal","payload":NaN}', "bad_json"),
+        (b"\x00\x01binary", "bad_message"),
+        ("[]", "bad_message"),
+        ('{"payload":1}', "bad_message"),
+        ('{"type":"join"}', "bad_message"),
+        ('{"type":"join","roomId":1234}', "bad_message"),
+        ('{"type":"teleport"}', "unknown_type"),
+        ('{"type":"signal","payload":"x"}', "not_in_room"),
+    ],
+)
+async def test_error_codes_and_the_connection_stays_usable(
+    clients: Make, frame: str | bytes, code: str
+) -> None:
+    a = await clients()
+    await a.send(frame)
+    err = await a.recv()
+    assert err["type"] == "error" and err["code"] == code and err["message"]
+    await a.create()  # still usable
+
+
+async def test_v2_field_types_are_checked(clients: Make) -> None:
+    a = await clients(v2=True)
+    await a.create()
+    for bad in (
+        {"type": "signal", "payload": 1, "to": 5},
+        {"type": "signal", "payload": 1, "traceparent": "nope"},
+        {"type": "signal"},
+    ):
+        await a.send(bad)
+        assert (await a.recv())["code"] == "bad_message", bad
+
+
+async def test_oversized_frame_closes_with_1009(start_server: StartServer) -> None:
+    server = await start_server(max_message_bytes=1024)
+    a = await Client.open(server, max_size=None)
+    other = await Client.open(server)
+    room = (await other.create())["roomId"]
+    await a.join(room)
+    await a.send({"type": "signal", "payload": "x" * 2000})
+    await asyncio.wait_for(a.ws.wait_closed(), 3)
+    assert a.ws.close_code == 1009
+    await other.silent()
+    await other.send({"type": "signal", "payload": "fine"})  # the server is unharmed
+    b = await Client.open(server)
+    await b.join(room)
+    await other.send({"type": "signal", "payload": "after"})
+    assert (await b.recv())["payload"] == "after"
+    await other.close()
+    await b.close()
+
+
+async def test_full_mailbox_answers_overloaded_and_drops_nothing_silently(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(mailbox_size=4)
+    receiver = await Client.open(server)
+    room = (await receiver.create())["roomId"]
+    sender = await RawClient.open(server.port)
+    await sender.send_many([json.dumps({"type": "join", "roomId": room})])
+    assert (await sender.next_text())["type"] == "room_joined"
+    total = 200
+    await sender.send_many(
+        [json.dumps({"type": "signal", "payload": n}) for n in range(total)]
+    )
+    overloaded = delivered = 0
+    got: list[int] = []
+    while overloaded + delivered < total:
+        try:
+            msg = await receiver.recv(timeout=0.5)
+            got.append(msg["payload"])
+            delivered += 1
+        except TimeoutError:
+            pass
+        while True:
+            try:
+                err = await sender.next_text(timeout=0.05)
+            except TimeoutError:
+                break
+            assert err["code"] == "overloaded"
+            overloaded += 1
+    assert overloaded >= 1 and delivered >= 4
+    assert got == sorted(got), "relayed signals keep their order"
+    assert server.hub.metrics.errors["overloaded"] == overloaded
+    sender.close()
+    await receiver.close()
+
+
+def test_a_client_that_does_not_read_is_disconnected_alone() -> None:
+    """Run against a separate server process, so the test's own readers never compete
+    with the server for one event loop."""
+    with spawn_server({"SIGNALING_SEND_BUFFER_BYTES": str(256 * 1024)}) as proc:
+        asyncio.run(_slow_consumer_scenario(proc.port))
+        metrics = http_get(proc.metrics_url)[1]
+    assert "signaling_slow_consumer_disconnects_total 1.0" in metrics
+
+
+async def _slow_consumer_scenario(port: int) -> None:
+    url = f"ws://127.0.0.1:{port}/"
+    async with connect(url) as sender_ws, connect(url, max_queue=None) as reader_ws:
+        sender, reader = Client(sender_ws), Client(reader_ws)
+        room = (await sender.create())["roomId"]
+        await reader.join(room)
+        lazy = await RawClient.open(port, rcvbuf=4096)
+        await lazy.send_many([json.dumps({"type": "join", "roomId": room})])
+        await asyncio.sleep(0.1)
+        total, batch, payload = 400, 10, "x" * 16_000
+        got: list[int] = []
+        for start in range(0, total, batch):  # the reader keeps up; `lazy` never reads
+            for n in range(start, start + batch):
+                await sender.send({"type": "signal", "payload": {"n": n, "pad": payload}})
+            got += [(await reader.recv(timeout=10))["payload"]["n"] for _ in range(batch)]
+        assert got == list(range(total)), "the reading peer got everything, in order"
+        assert await lazy.is_closed_by_server(timeout=10)
+        await sender.silent()  # the sender was never blamed
+        await reader.send({"type": "signal", "payload": "still here"})
+        assert (await sender.recv())["payload"] == "still here"
+        lazy.close()
+
+
+async def test_dead_peer_is_found_by_pings(start_server: StartServer) -> None:
+    server: Server = await start_server(ping_interval=0.2, ping_timeout=0.3)
+    alive = await Client.open(server, ping_interval=None)
+    room = (await alive.create())["roomId"]
+    dead = await RawClient.open(server.port)
+    await dead.send_many([json.dumps({"type": "join", "roomId": room})])
+    assert (await dead.next_text())["type"] == "room_joined"
+    # `dead` never answers pings (its pongs are never flushed); `alive` does.
+    assert await dead.is_closed_by_server(timeout=3)
+    await asyncio.sleep(0.1)
+    actor = server.hub.supervisor.actor(room)
+    assert actor is not None and list(actor.state.members) == [alive.my_id]
+    await alive.send({"type": "signal", "payload": 1})  # still connected after 3 s
+    await alive.silent(0.1)
+    assert alive.ws.close_code is None
+    dead.close()
+    await alive.close()
