@@ -151,7 +151,7 @@ class RoomActor:
                     state = self.state
                     continue
                 decision = decide(state, command)
-                if type(decision) is Rejection:
+                if isinstance(decision, Rejection):
                     self._rejected(command, origin, decision)
                     continue
                 new = state
@@ -165,7 +165,8 @@ class RoomActor:
                 pending.extend(decision)
             except Exception:
                 log.exception(
-                    "room actor crashed handling %s", type(command).__name__,
+                    "room actor crashed handling %s",
+                    type(command).__name__,
                     extra={"room": self.room_id},
                 )
                 if origin is not None:
@@ -255,7 +256,9 @@ class RoomActor:
         span = None
         if self.tracing.tracer is not None:
             span = self.tracing.start(
-                "signal.relay", event.at, traceparent,
+                "signal.relay",
+                event.at,
+                traceparent,
                 {
                     "signaling.room_id": self.room_id,
                     "signaling.sender_id": event.sender_id,
@@ -328,7 +331,9 @@ class RoomActor:
         self._timers.add(timer)
 
     def _grace_over(self, args: tuple[str, int]) -> None:
-        self._timers = {t for t in self._timers if not t.cancelled() and t.when() > self.loop.time()}
+        self._timers = {
+            t for t in self._timers if not t.cancelled() and t.when() > self.loop.time()
+        }
         self._post_system(c.GraceOver, args)
 
     def _expire_sockets(self) -> None:
@@ -346,12 +351,14 @@ class RoomActor:
         assert origin is not None
         missed = await self.journal.read_after(self.room_id, command.last_seq)
         decision = RESUME_FAILED if missed is None else decide(self.state, command)
-        if type(decision) is Rejection or missed is None:
+        if isinstance(decision, Rejection) or missed is None:
             self.metrics.resumes["failed"] += 1
             if origin.room is self.handle:
                 origin.room = None
-            origin.error(decision.code if type(decision) is Rejection else "resume_failed",
-                         RESUME_FAILED.message)
+            origin.error(
+                decision.code if type(decision) is Rejection else "resume_failed",
+                RESUME_FAILED.message,
+            )
             return
         state = self.state
         for event in decision:

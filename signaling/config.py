@@ -7,6 +7,7 @@ variable) instead of surfacing as a strange runtime behaviour hours later.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -38,7 +39,7 @@ def _int_range(lo: int, hi: int) -> Callable[[str], int]:
 
 def _positive_float(raw: str) -> float:
     value = float(raw.strip())
-    if not value > 0 or value != value or value == float("inf"):
+    if not (value > 0 and math.isfinite(value)):
         raise ValueError("must be a positive number")
     return value
 
@@ -61,62 +62,101 @@ KNOBS: dict[str, Knob] = {
     "port": Knob("PORT", "--port", 8080, _int_range(0, 65535), "WebSocket and health port"),
     "host": Knob("HOST", "--host", "", _host, "listen address; empty means all interfaces"),
     "room_timeout_ms": Knob(
-        "ROOM_TIMEOUT_MS", "--room-timeout-ms", 300_000, _int_range(1, 7 * 86_400_000),
+        "ROOM_TIMEOUT_MS",
+        "--room-timeout-ms",
+        300_000,
+        _int_range(1, 7 * 86_400_000),
         "a room with no activity for this long expires",
     ),
     "room_id_digits": Knob(
         "SIGNALING_ROOM_ID_DIGITS", "--room-id-digits", 4, _int_range(4, 9), "digits in a room id"
     ),
     "max_members": Knob(
-        "SIGNALING_MAX_PEERS_PER_ROOM", "--max-peers-per-room", 64, _int_range(2, 10_000),
+        "SIGNALING_MAX_PEERS_PER_ROOM",
+        "--max-peers-per-room",
+        64,
+        _int_range(2, 10_000),
         "members a room admits (room_full beyond)",
     ),
     "max_message_bytes": Knob(
-        "SIGNALING_MAX_MESSAGE_BYTES", "--max-message-bytes", 65_536, _int_range(256, 16 << 20),
+        "SIGNALING_MAX_MESSAGE_BYTES",
+        "--max-message-bytes",
+        65_536,
+        _int_range(256, 16 << 20),
         "largest client message; bigger closes the connection with 1009",
     ),
     "send_buffer_bytes": Knob(
-        "SIGNALING_SEND_BUFFER_BYTES", "--send-buffer-bytes", 1 << 20, _int_range(4096, 1 << 30),
+        "SIGNALING_SEND_BUFFER_BYTES",
+        "--send-buffer-bytes",
+        1 << 20,
+        _int_range(4096, 1 << 30),
         "unsent bytes a client may accumulate before it is disconnected as a slow consumer",
     ),
     "mailbox_size": Knob(
-        "SIGNALING_MAILBOX_SIZE", "--mailbox-size", 4096, _int_range(1, 1 << 20),
+        "SIGNALING_MAILBOX_SIZE",
+        "--mailbox-size",
+        4096,
+        _int_range(1, 1 << 20),
         "queued client messages per room before 'overloaded'",
     ),
     "resume_grace_ms": Knob(
-        "SIGNALING_RESUME_GRACE_MS", "--resume-grace-ms", 30_000, _int_range(0, 3_600_000),
+        "SIGNALING_RESUME_GRACE_MS",
+        "--resume-grace-ms",
+        30_000,
+        _int_range(0, 3_600_000),
         "how long a disconnected v2 peer keeps its place",
     ),
     "journal_max_events": Knob(
-        "SIGNALING_JOURNAL_MAX_EVENTS", "--journal-max-events", 1024, _int_range(1, 1 << 24),
+        "SIGNALING_JOURNAL_MAX_EVENTS",
+        "--journal-max-events",
+        1024,
+        _int_range(1, 1 << 24),
         "events kept per room for resume (older ones are folded into a snapshot)",
     ),
     "journal_max_bytes": Knob(
-        "SIGNALING_JOURNAL_MAX_BYTES", "--journal-max-bytes", 1 << 20, _int_range(1024, 1 << 30),
+        "SIGNALING_JOURNAL_MAX_BYTES",
+        "--journal-max-bytes",
+        1 << 20,
+        _int_range(1024, 1 << 30),
         "bytes of events kept per room for resume",
     ),
     "ping_interval": Knob(
-        "SIGNALING_PING_INTERVAL_S", "--ping-interval", 20.0, _positive_float,
+        "SIGNALING_PING_INTERVAL_S",
+        "--ping-interval",
+        20.0,
+        _positive_float,
         "seconds of silence before the server pings a client",
     ),
     "ping_timeout": Knob(
-        "SIGNALING_PING_TIMEOUT_S", "--ping-timeout", 20.0, _positive_float,
+        "SIGNALING_PING_TIMEOUT_S",
+        "--ping-timeout",
+        20.0,
+        _positive_float,
         "seconds a pinged client has to answer before it counts as disconnected",
     ),
     "shutdown_timeout": Knob(
-        "SIGNALING_SHUTDOWN_TIMEOUT_S", "--shutdown-timeout", 10.0, _positive_float,
+        "SIGNALING_SHUTDOWN_TIMEOUT_S",
+        "--shutdown-timeout",
+        10.0,
+        _positive_float,
         "seconds SIGTERM waits for clients to close before exiting",
     ),
     "metrics_port": Knob(
-        "SIGNALING_METRICS_PORT", "--metrics-port", 9091, _int_range(0, 65535),
+        "SIGNALING_METRICS_PORT",
+        "--metrics-port",
+        9091,
+        _int_range(0, 65535),
         "admin port serving /metrics (0 disables)",
     ),
     "log_format": Knob(
         "SIGNALING_LOG_FORMAT", "--log-format", "text", _choice("text", "json"), "log format"
     ),
     "log_level": Knob(
-        "SIGNALING_LOG_LEVEL", "--log-level", "info",
-        _choice("debug", "info", "warning", "error"), "log level",
+        "SIGNALING_LOG_LEVEL",
+        "--log-level",
+        "info",
+        _choice("debug", "info", "warning", "error"),
+        "log level",
     ),
 }
 

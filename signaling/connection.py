@@ -118,6 +118,8 @@ class Connection(asyncio.Protocol):
         if self.opened:
             self.opened = False
             hub.metrics.connections_open["v2" if self.protocol == 2 else "v1"] -= 1
+            if not hub.ready and not any(conn.opened for conn in hub.connections):
+                hub.all_closed.set()
         room = self.room
         if room is not None:
             self.room = None
@@ -154,14 +156,15 @@ class Connection(asyncio.Protocol):
 
     def _frame(self, frame: Frame) -> None:
         op = frame.opcode
+        # Incoming frames always carry bytes (memoryview only appears on the send side).
+        data = cast(bytes, frame.data)
         if op is TEXT or op is BINARY:
             if not frame.fin:
                 self._fragment_op = op
-                self._fragments = [frame.data]
+                self._fragments = [data]
                 return
-            data = frame.data
         elif op is CONT:
-            self._fragments.append(frame.data)
+            self._fragments.append(data)
             if not frame.fin:
                 return
             op = self._fragment_op or BINARY

@@ -68,7 +68,9 @@ class RoomExpired:
     at: float
 
 
-Event = RoomCreated | PeerJoined | SignalRelayed | PeerDetached | PeerResumed | PeerLeft | RoomExpired
+Event = (
+    RoomCreated | PeerJoined | SignalRelayed | PeerDetached | PeerResumed | PeerLeft | RoomExpired
+)
 
 
 def event_size(event: Event) -> int:

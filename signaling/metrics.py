@@ -10,7 +10,8 @@ turns them into metric families only when Prometheus scrapes. Labels are closed 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -29,8 +30,22 @@ RECEIVED_TYPES = (*MESSAGE_TYPES, "invalid")
 RESUME_RESULTS = ("ok", "failed")
 
 LATENCY_BUCKETS = (
-    10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
-    1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0,
+    10e-6,
+    25e-6,
+    50e-6,
+    100e-6,
+    250e-6,
+    500e-6,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    10e-3,
+    25e-3,
+    50e-3,
+    100e-3,
+    250e-3,
+    500e-3,
+    1.0,
 )
 FANOUT_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 16, 32, 64)
 MEMBER_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 16, 32, 64)
@@ -102,7 +117,7 @@ def _labelled(
     name: str,
     doc: str,
     label: str,
-    values: dict[str, int],
+    values: Mapping[Any, int],
 ) -> Metric:
     fam = family(name, doc, labels=[label])
     for key, value in values.items():
@@ -118,12 +133,18 @@ class _Collector(Collector):
         m = self.m
         p = "signaling_"
         yield _labelled(
-            GaugeMetricFamily, p + "connections_open", "Open WebSocket connections.",
-            "protocol", m.connections_open,
+            GaugeMetricFamily,
+            p + "connections_open",
+            "Open WebSocket connections.",
+            "protocol",
+            m.connections_open,
         )
         yield _labelled(
-            CounterMetricFamily, p + "connections_opened", "WebSocket connections opened.",
-            "protocol", m.connections_opened,
+            CounterMetricFamily,
+            p + "connections_opened",
+            "WebSocket connections opened.",
+            "protocol",
+            m.connections_opened,
         )
         yield GaugeMetricFamily(p + "rooms_live", "Rooms alive now.", value=m.rooms_live)
         yield CounterMetricFamily(p + "rooms_created", "Rooms created.", value=m.rooms_created)
@@ -134,11 +155,15 @@ class _Collector(Collector):
             p + "room_members", "Members in a room, observed at each create and join."
         )
         yield _labelled(
-            CounterMetricFamily, p + "messages_received", "Client messages received by type.",
-            "type", m.received,
+            CounterMetricFamily,
+            p + "messages_received",
+            "Client messages received by type.",
+            "type",
+            m.received,
         )
         yield CounterMetricFamily(
-            p + "signals_delivered", "Signals handed to recipients' sockets.",
+            p + "signals_delivered",
+            "Signals handed to recipients' sockets.",
             value=m.signals_delivered,
         )
         yield m.relay_duration.family(
@@ -150,8 +175,11 @@ class _Collector(Collector):
             p + "mailbox_depth", "Messages a room actor drained per wake-up."
         )
         yield _labelled(
-            CounterMetricFamily, p + "protocol_errors", "Error replies sent, by code.",
-            "code", dict(m.errors),
+            CounterMetricFamily,
+            p + "protocol_errors",
+            "Error replies sent, by code.",
+            "code",
+            dict(m.errors),
         )
         yield _labelled(
             CounterMetricFamily, p + "resumes", "Resume attempts by result.", "result", m.resumes
@@ -162,10 +190,12 @@ class _Collector(Collector):
             value=m.slow_consumers,
         )
         yield m.journal_append.family(
-            p + "journal_append_duration_seconds", "Time to append one batch of room events.",
+            p + "journal_append_duration_seconds",
+            "Time to append one batch of room events.",
             {"backend": m.journal_backend},
         )
         yield CounterMetricFamily(
-            p + "actor_restarts", "Room actors restarted from the journal after a crash.",
+            p + "actor_restarts",
+            "Room actors restarted from the journal after a crash.",
             value=m.actor_restarts,
         )

@@ -136,7 +136,10 @@ def evolve(state: RoomState, event: e.Event) -> RoomState:
             return RoomState(state.room_id, state.policy, seq, members, at, state.expired)
         case e.PeerDetached(seq, peer_id, _):
             old = members[peer_id]
-            members = {**members, peer_id: Member(peer_id, old.protocol, old.token_digest, False, seq)}
+            members = {
+                **members,
+                peer_id: Member(peer_id, old.protocol, old.token_digest, False, seq),
+            }
             last = state.last_activity
             return RoomState(state.room_id, state.policy, seq, members, last, state.expired)
         case e.PeerResumed(seq, peer_id, at):

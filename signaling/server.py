@@ -53,6 +53,8 @@ class Hub:
         )
         self.connections: set[Connection] = set()
         self.ready = False
+        # Set when draining and the last open WebSocket is gone (see Connection.connection_lost).
+        self.all_closed = asyncio.Event()
         self.flush_threshold = max(settings.send_buffer_bytes // 4, 4096)
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
@@ -115,7 +117,9 @@ class Server:
         self._sweeper = loop.create_task(self._sweep())
         hub.ready = True
         log.info(
-            "listening on %s:%d (metrics %s)", s.host or "*", self.port,
+            "listening on %s:%d (metrics %s)",
+            s.host or "*",
+            self.port,
             self.metrics_port if s.metrics_port else "off",
         )
 
@@ -155,9 +159,9 @@ class Server:
         conns = [conn for conn in hub.connections if conn.opened]
         for conn in conns:
             conn.close(1001, "server shutting down")
-        deadline = hub.loop.time() + self.settings.shutdown_timeout
-        while any(c.opened for c in hub.connections) and hub.loop.time() < deadline:
-            await asyncio.sleep(0.02)
+        if any(c.opened for c in hub.connections):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hub.all_closed.wait(), self.settings.shutdown_timeout)
         forced = sum(1 for conn in hub.connections if conn.opened)
         if self._listener is not None:
             self._listener.close()
@@ -173,7 +177,9 @@ class Server:
         hub.tracing.shutdown()
         log.info(
             "shutdown complete: drained %d connections (%d forced)",
-            len(conns) - forced, forced, extra={"conns": len(conns)},
+            len(conns) - forced,
+            forced,
+            extra={"conns": len(conns)},
         )
 
 

@@ -68,8 +68,14 @@ class Supervisor:
 
     def _spawn(self, handle: RoomHandle, state: RoomState) -> None:
         actor = RoomActor(
-            handle, state, self.journal, self._conns[handle.room_id], self.metrics,
-            self.tracing, self.resume_grace, self._retire,
+            handle,
+            state,
+            self.journal,
+            self._conns[handle.room_id],
+            self.metrics,
+            self.tracing,
+            self.resume_grace,
+            self._retire,
         )
         task = asyncio.get_running_loop().create_task(actor.run(), name=f"room-{handle.room_id}")
         self._actors[handle.room_id] = actor

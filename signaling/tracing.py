@@ -125,7 +125,10 @@ class Tracing:
         elif self._rng() >= self.ratio:
             return None
         span = tracer.start_span(
-            name, context=parent, kind=SpanKind.SERVER, attributes=attributes,
+            name,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
             start_time=epoch_ns(at),
         )
         if not span.is_recording():

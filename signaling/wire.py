@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from json.decoder import scanstring
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from signaling.errors import ErrorCode
 
@@ -30,8 +30,11 @@ def _reject_constant(name: str) -> Any:
 
 
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
-_scan_once = _decoder.scan_once
-_ws_end = re.compile(r"[ \t\n\r]*").match
+# The standard library's C scanner, untyped in typeshed: (text, index) -> (value, end).
+_scan_once = cast(Callable[[str, int], tuple[Any, int]], _decoder.scan_once)  # type: ignore[attr-defined]
+scanstring = cast(Callable[[str, int, bool], tuple[str, int]], json.decoder.scanstring)  # type: ignore[attr-defined]
+# Matches at any index (possibly empty), so ``.end()`` is always there.
+_ws_end = cast(Callable[[str, int], "re.Match[str]"], re.compile(r"[ \t\n\r]*").match)
 
 
 class WireError(Exception):
@@ -141,7 +144,10 @@ def room_entered(kind: str, room_id: str, my_id: str) -> str:
 def room_entered_v2(
     kind: str, room_id: str, my_id: str, peers: list[str], seq: int, token: str | None
 ) -> str:
-    body = f'{{"type":"{kind}","roomId":"{room_id}","myId":"{my_id}","peers":{json.dumps(peers)},"seq":{seq}'
+    peer_list = json.dumps(peers)
+    body = (
+        f'{{"type":"{kind}","roomId":"{room_id}","myId":"{my_id}","peers":{peer_list},"seq":{seq}'
+    )
     if token is not None:
         body += f',"resumeToken":{json.dumps(token)}'
     return body + "}"

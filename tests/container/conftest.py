@@ -206,7 +206,7 @@ StartContainer = Callable[..., Running]
 @pytest.fixture
 def start_container(image: str) -> Iterator[StartContainer]:
     """Factory: start the image with env overrides and docker run kwargs; removed after."""
-    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+    from testcontainers.core.container import DockerContainer
 
     started: list[DockerContainer] = []
 
@@ -246,7 +246,7 @@ def start_container(image: str) -> Iterator[StartContainer]:
 @pytest.fixture(scope="module")
 def shared_server(image: str) -> Iterator[Running]:
     """One plain container for the read-mostly protocol and HTTP tests of a module."""
-    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+    from testcontainers.core.container import DockerContainer
 
     container = DockerContainer(image).with_exposed_ports(WS_PORT, METRICS_PORT)
     container.start()

@@ -77,7 +77,7 @@ class RawClient:
                 for event in await self.receive(timeout)
                 if isinstance(event, Frame) and event.opcode is Opcode.TEXT
             )
-        result: dict[str, Any] = json.loads(self.pending.popleft().data)
+        result: dict[str, Any] = json.loads(bytes(self.pending.popleft().data))
         return result
 
     async def is_closed_by_server(self, timeout: float = 5.0) -> bool:

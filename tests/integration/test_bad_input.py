@@ -7,10 +7,9 @@ import json
 from collections.abc import Awaitable, Callable
 
 import pytest
-
-from signaling.server import Server
 from websockets.asyncio.client import connect
 
+from signaling.server import Server
 from tests.integration.conftest import Client, StartServer
 from tests.integration.rawclient import RawClient
 from tests.support.server import http_get, spawn_server
@@ -83,9 +82,7 @@ async def test_full_mailbox_answers_overloaded_and_drops_nothing_silently(
     await sender.send_many([json.dumps({"type": "join", "roomId": room})])
     assert (await sender.next_text())["type"] == "room_joined"
     total = 200
-    await sender.send_many(
-        [json.dumps({"type": "signal", "payload": n}) for n in range(total)]
-    )
+    await sender.send_many([json.dumps({"type": "signal", "payload": n}) for n in range(total)])
     overloaded = delivered = 0
     got: list[int] = []
     while overloaded + delivered < total:

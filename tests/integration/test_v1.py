@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,9 @@ async def test_create_join_signal_exact_frames(clients: Make) -> None:
     a, b = await clients(), await clients()
     await a.send({"type": "create"})
     created = await a.recv_text()
-    match = re.fullmatch(r'\{"type":"room_created","roomId":"(\d{4})","myId":"([0-9a-f-]{36})"\}', created)
+    match = re.fullmatch(
+        r'\{"type":"room_created","roomId":"(\d{4})","myId":"([0-9a-f-]{36})"\}', created
+    )
     assert match, created
     room_id, a_id = match.groups()
     assert UUID.fullmatch(a_id)
@@ -53,7 +56,10 @@ async def test_unity_client_messages_are_accepted(clients: Make) -> None:
     room = (await a.recv())["roomId"]
     await b.send('{"type":"join","roomId":"' + room + '","payload":' + unity_payload + "}")
     assert (await b.recv())["type"] == "room_joined"
-    candidate = '{"sdp":"","sdpType":"","candidate":"candidate:1 1 UDP 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}'
+    candidate = (
+        '{"sdp":"","sdpType":"","candidate":"candidate:1 1 UDP 1 127.0.0.1 5000 typ host",'
+        '"sdpMid":"0","sdpMLineIndex":0}'
+    )
     await b.send('{"type":"signal","roomId":"' + room + '","payload":' + candidate + "}")
     assert (await a.recv_text()).endswith('"payload":' + candidate + "}")
 
@@ -61,7 +67,9 @@ async def test_unity_client_messages_are_accepted(clients: Make) -> None:
 async def test_join_unknown_room_is_the_seed_error_plus_a_code(clients: Make) -> None:
     a = await clients()
     await a.send({"type": "join", "roomId": "0000"})
-    assert await a.recv_text() == '{"type":"error","message":"Room not found","code":"room_not_found"}'
+    assert (
+        await a.recv_text() == '{"type":"error","message":"Room not found","code":"room_not_found"}'
+    )
 
 
 async def test_signal_goes_to_every_other_member(clients: Make) -> None:
@@ -99,7 +107,7 @@ async def test_room_ids_are_random_and_exhaust_cleanly(server: Server, clients: 
     for _ in range(9000):
         ids.append(int((await a.recv())["roomId"]))
     assert len(set(ids)) == 9000 and min(ids) >= 1000 and max(ids) <= 9999
-    ascending = sum(1 for x, y in zip(ids, ids[1:], strict=False) if y == x + 1)
+    ascending = sum(1 for x, y in itertools.pairwise(ids) if y == x + 1)
     assert ascending < 100, "ids must not be sequential"
     await a.send('{"type":"create"}')
     reply = await a.recv()

@@ -22,7 +22,10 @@ async def test_v2_replies_carry_peers_seq_and_token(clients: Make) -> None:
     assert await a.recv() == {"type": "peer_joined", "peerId": b.my_id, "seq": 3}
     await b.send({"type": "signal", "payload": {"sdp": "x"}})
     assert await a.recv() == {
-        "type": "signal", "senderId": b.my_id, "payload": {"sdp": "x"}, "seq": 4,
+        "type": "signal",
+        "senderId": b.my_id,
+        "payload": {"sdp": "x"},
+        "seq": 4,
     }
 
 
@@ -110,16 +113,25 @@ async def test_resume_replays_missed_messages_in_order_exactly_once(
     await asyncio.sleep(0.1)
 
     b2 = await clients(v2=True)
-    await b2.send({
-        "type": "resume", "roomId": room, "peerId": b.my_id,
-        "resumeToken": b.token, "lastSeq": last_seen,
-    })
+    await b2.send(
+        {
+            "type": "resume",
+            "roomId": room,
+            "peerId": b.my_id,
+            "resumeToken": b.token,
+            "lastSeq": last_seen,
+        }
+    )
     resumed = await b2.recv()
     assert resumed["type"] == "resumed" and resumed["myId"] == b.my_id
     assert set(resumed["peers"]) == {a.my_id, c.my_id}
     replay = [await b2.recv() for _ in range(5)]
     assert [m.get("payload", m["type"]) for m in replay] == [
-        "missed-0", "missed-1", "missed-2", "peer_joined", "for-b",
+        "missed-0",
+        "missed-1",
+        "missed-2",
+        "peer_joined",
+        "for-b",
     ]
     seqs = [m["seq"] for m in replay]
     assert seqs == sorted(seqs) and seqs[0] == last_seen + 2  # +1 is b's own detachment
@@ -139,10 +151,15 @@ async def test_resume_takes_over_a_half_open_connection(clients: Make) -> None:
     room = (await a.create())["roomId"]
     await b.join(room)
     b2 = await clients(v2=True)
-    await b2.send({
-        "type": "resume", "roomId": room, "peerId": b.my_id,
-        "resumeToken": b.token, "lastSeq": b.seq,
-    })
+    await b2.send(
+        {
+            "type": "resume",
+            "roomId": room,
+            "peerId": b.my_id,
+            "resumeToken": b.token,
+            "lastSeq": b.seq,
+        }
+    )
     assert (await b2.recv())["type"] == "resumed"
     await b.ws.wait_closed()
     assert b.ws.close_code == 4001

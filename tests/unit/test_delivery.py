@@ -8,7 +8,11 @@ def test_v1_sees_only_signals_and_never_v2_fields() -> None:
     sig = e.SignalRelayed(5, "a", '{"k":1}', None, 0)
     assert visible_to("b", 1, sig) and not visible_to("a", 1, sig)
     assert encode(sig, 1, "1234") == '{"type":"signal","senderId":"a","payload":{"k":1}}'
-    for event in (e.PeerJoined(2, "c", 2, "", 0), e.PeerLeft(3, "c", "left", 0), e.RoomExpired(4, 0)):
+    for event in (
+        e.PeerJoined(2, "c", 2, "", 0),
+        e.PeerLeft(3, "c", "left", 0),
+        e.RoomExpired(4, 0),
+    ):
         assert not visible_to("b", 1, event)
         assert visible_to("b", 2, event)
 

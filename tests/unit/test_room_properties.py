@@ -67,9 +67,7 @@ class World:
 
     def disconnected(self, peer: str) -> bool:
         """A dropped v2 peer's id comes back only through resume (new sockets get new ids)."""
-        return any(
-            peer in s.members and not s.members[peer].attached for s in self.rooms.values()
-        )
+        return any(peer in s.members and not s.members[peer].attached for s in self.rooms.values())
 
     def drop(self, peer: str) -> None:
         """Like ``Connection.connection_lost``: v2 detaches, v1 leaves as disconnected."""
@@ -81,7 +79,7 @@ class World:
             else:
                 self.apply(room, c.Leave(peer, "disconnected", self.now))
 
-    def step(self, operation: tuple[object, ...]) -> None:  # noqa: PLR0912
+    def step(self, operation: tuple[object, ...]) -> None:
         kind = operation[0]
         if kind in ("create", "join", "signal", "leave", "drop") and self.disconnected(
             operation[1]  # type: ignore[arg-type]
@@ -96,8 +94,8 @@ class World:
             self.journal.create(room_id, self.rooms[room_id])
             self.order.append(room_id)
             self.appended[room_id] = []
-            self.protocol[peer] = proto  # type: ignore[assignment]
-            self.apply(room_id, c.Create(peer, proto, f"t-{peer}", self.now))  # type: ignore[arg-type]
+            self.protocol[peer] = proto
+            self.apply(room_id, c.Create(peer, proto, f"t-{peer}", self.now))
             self.where[peer] = room_id
         elif kind == "join" and self.order:
             _, peer, idx, proto = operation

@@ -81,7 +81,9 @@ def test_v1_replies_are_byte_for_byte_the_seed_shapes() -> None:
     )
     assert wire.signal("u", '"p"') == '{"type":"signal","senderId":"u","payload":"p"}'
     assert json.loads(wire.error("room_not_found", "Room not found")) == {
-        "type": "error", "message": "Room not found", "code": "room_not_found",
+        "type": "error",
+        "message": "Room not found",
+        "code": "room_not_found",
     }
 
 
