@@ -6,7 +6,7 @@ IMAGE ?= signaling:dev
 BASE_IMAGE ?= python:3.11-slim-bookworm
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint typecheck image bench clean compat-deps
+.PHONY: run test test-fast test-container lint typecheck image base-image bench clean compat-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,15 @@ test-fast: $(VENV)/.installed
 test: $(VENV)/.installed compat-deps lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+test-container: $(VENV)/.installed
+	$(PY) -m pytest -v tests/container $(PYTEST_ARGS)
+
 image:
 	IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) scripts/build-image.sh
+
+# A local Debian base image, for machines that cannot pull from a registry.
+base-image:
+	scripts/ci/base-image.sh signaling-base:bookworm
 
 bench: $(VENV)/.installed
 	PROJECT_CMD="$(PY) -m signaling" ../shared/bench/run.sh

@@ -82,7 +82,10 @@ class Tracing:
     @classmethod
     def from_processor(cls, processor: SpanProcessor, ratio: float = 1.0) -> Tracing:
         provider = TracerProvider(
-            sampler=ParentBased(ALWAYS_ON), resource=Resource.create({"service.name": "signaling"})
+            sampler=ParentBased(ALWAYS_ON),
+            resource=Resource.create(
+                {"service.name": os.environ.get("OTEL_SERVICE_NAME", "signaling")}
+            ),
         )
         provider.add_span_processor(processor)
         return cls(provider.get_tracer("signaling"), ratio, provider=provider)
