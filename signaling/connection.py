@@ -34,6 +34,11 @@ from signaling import wire
 from signaling.actor import RoomHandle
 from signaling.errors import ErrorCode
 
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - the C extension is absent on exotic platforms
+    from websockets.utils import apply_mask
+
 if TYPE_CHECKING:
     from signaling.server import Hub
 
@@ -98,6 +103,13 @@ class Connection(asyncio.Protocol):
         self.last_seen = self.hub.loop.time()
         self.ping_sent = False
         ws = self.ws
+        if ws.state is OPEN and ws.current_size is None and not ws.reader.buffer:
+            # The protocol object sits at a frame boundary: whole text frames can be
+            # taken directly; whatever else remains goes to it unchanged.
+            taken = self._take_text_frames(data)
+            if taken == len(data) or self.closed:
+                return
+            data = data[taken:]
         ws.receive_data(data)
         for event in ws.events_received():
             if type(event) is Frame:
@@ -154,6 +166,42 @@ class Connection(asyncio.Protocol):
             hub.metrics.connections_open[version] += 1
             hub.metrics.connections_opened[version] += 1
 
+    def _take_text_frames(self, data: bytes) -> int:
+        """Handle leading complete, final, masked text frames; return the bytes consumed.
+
+        The common case of client traffic, parsed at a fraction of the generic parser's
+        cost (profile: about a quarter of the server's CPU). It stops at the first frame
+        that is anything else (control, fragment, reserved bits, over the size limit,
+        incomplete) so that websockets handles it, including the errors and close codes.
+        """
+        limit = self.hub.settings.max_message_bytes
+        n = len(data)
+        pos = 0
+        while n - pos >= 6:
+            if data[pos] != 0x81:  # FIN, no RSV bits, text
+                break
+            length = data[pos + 1]
+            if length < 0x80:  # clients must mask
+                break
+            length &= 0x7F
+            head = pos + 2
+            if length == 126:
+                if n - pos < 8:
+                    break
+                length = (data[head] << 8) | data[head + 1]
+                head += 2
+            elif length == 127:
+                break
+            end = head + 4 + length
+            if length > limit or end > n:
+                break
+            payload = apply_mask(data[head + 4 : end], data[head : head + 4])
+            pos = end
+            self._text(payload)
+            if self.closed or self.ws.state is not OPEN:
+                return n
+        return pos
+
     def _frame(self, frame: Frame) -> None:
         op = frame.opcode
         # Incoming frames always carry bytes (memoryview only appears on the send side).
@@ -179,10 +227,14 @@ class Connection(asyncio.Protocol):
             self.hub.metrics.received["invalid"] += 1
             self.error("bad_message", "Binary frames are not supported; send JSON text")
             return
+        self._text(data)
+
+    def _text(self, data: bytes) -> None:
         try:
             text = data.decode()
         except UnicodeDecodeError:
             self.ws.fail(1007, "invalid UTF-8")
+            self._pump()
             return
         try:
             self._message(text)

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any
 
 from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
@@ -62,6 +62,23 @@ class RawClient:
         else:
             self.protocol.receive_data(data)
         return self.protocol.events_received()
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Raw bytes on the wire, for hand-made frames."""
+        await self.loop.sock_sendall(self.sock, data)
+
+    async def control_frames(self, opcode: Opcode, count: int) -> list[Frame]:
+        """The next ``count`` frames with ``opcode``, skipping others."""
+        found: list[Frame] = []
+        while len(found) < count:
+            found += [
+                e for e in await self.receive() if isinstance(e, Frame) and e.opcode is opcode
+            ]
+        return found
+
+    async def close_frame(self) -> Close:
+        frame = (await self.control_frames(Opcode.CLOSE, 1))[0]
+        return Close.parse(bytes(frame.data))
 
     async def send_many(self, texts: list[str]) -> None:
         """Every frame in a single write: the server parses them in one data_received."""
