@@ -25,8 +25,8 @@ tests/compat/node_modules/.package-lock.json: tests/compat/package.json tests/co
 compat-deps: tests/compat/node_modules/.package-lock.json
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check signaling tests
-	$(VENV)/bin/ruff format --check signaling tests
+	$(VENV)/bin/ruff check signaling tests scripts
+	$(VENV)/bin/ruff format --check signaling tests scripts
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
