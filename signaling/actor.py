@@ -254,7 +254,7 @@ class RoomActor:
 
     def _relay(self, event: e.SignalRelayed, traceparent: str | None) -> None:
         span = None
-        if self.tracing.tracer is not None:
+        if self.tracing.tracer is not None and self.tracing.wants(traceparent):
             span = self.tracing.start(
                 "signal.relay",
                 event.at,
@@ -262,7 +262,7 @@ class RoomActor:
                 {
                     "signaling.room_id": self.room_id,
                     "signaling.sender_id": event.sender_id,
-                    "signaling.payload_size": len(event.payload),
+                    "signaling.payload_size": len(event.payload.encode()),
                 },
             )
         v1 = v2 = None

@@ -22,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import Span, SpanKind, Tracer, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 log = logging.getLogger("signaling.tracing")
@@ -107,7 +107,11 @@ class Tracing:
         elif exporter_name == "otlp":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            exporter = OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself
+            traces_endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            if not traces_endpoint and endpoint:
+                traces_endpoint = endpoint.rstrip("/") + "/v1/traces"
+            # Headers, timeout and certificates still come from OTEL_EXPORTER_OTLP_*.
+            exporter = OTLPSpanExporter(endpoint=traces_endpoint or None)
         else:
             log.warning("unsupported OTEL_TRACES_EXPORTER=%s; tracing off", exporter_name)
             return cls.disabled()
@@ -115,16 +119,31 @@ class Tracing:
         log.info("tracing on: exporter=%s ratio=%s", exporter_name, tracing.ratio)
         return tracing
 
+    def wants(self, traceparent: str | None) -> bool:
+        """Is a span worth starting? Cheap: no SDK call unless the answer may be yes."""
+        if self.tracer is None:
+            return False
+        return traceparent is not None or self._rng() < self.ratio
+
     def start(
         self, name: str, at: float, traceparent: str | None, attributes: dict[str, Any]
     ) -> Span | None:
-        """A span starting at monotonic time ``at``, or None when not sampled."""
+        """A span starting at monotonic time ``at``, or None when not sampled.
+
+        A client's ``traceparent`` makes the SDK's parent-based sampler decide; one that
+        does not parse into a valid context (all-zero ids, version ``ff``) counts as
+        absent, so it cannot force sampling.
+        """
         tracer = self.tracer
         if tracer is None:
             return None
         parent: Context | None = None
         if traceparent is not None:
             parent = _propagator.extract({"traceparent": traceparent})
+            if not get_current_span(parent).get_span_context().is_valid:
+                parent = None
+                if self._rng() >= self.ratio:
+                    return None
         elif self._rng() >= self.ratio:
             return None
         span = tracer.start_span(

@@ -207,11 +207,6 @@ async def test_disabled_tracing_forwards_no_traceparent(start_server: StartServe
     assert "traceparent" not in await v2.recv()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a traceparent that matches the regex but is invalid W3C (all-zero ids, "
-    "version ff) makes a new root span that bypasses the sampling ratio",
-)
 @pytest.mark.parametrize(
     "traceparent",
     [

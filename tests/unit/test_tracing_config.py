@@ -107,11 +107,6 @@ def test_otlp_when_an_endpoint_is_set(
     assert getattr(exporter, "_endpoint", None) == LOOPBACK + "/v1/traces"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Tracing.from_env(env) decides on OTLP from `env` but OTLPSpanExporter() "
-    "reads its endpoint from os.environ, so the mapping's endpoint is ignored",
-)
 def test_otlp_endpoint_comes_from_the_given_mapping(clean_env: list[Tracing]) -> None:
     tracing = make({"OTEL_EXPORTER_OTLP_ENDPOINT": LOOPBACK}, clean_env)
     assert getattr(exporter_of(tracing), "_endpoint", None) == LOOPBACK + "/v1/traces"
