@@ -105,6 +105,12 @@ class RoomActor:
 
     async def run(self) -> None:
         self._arm_expiry()
+        # After a restart: detached members still have the rest of their grace period.
+        now = self.loop.time()
+        for member in self.state.members.values():
+            if not member.attached:
+                remaining = member.detached_at + self.resume_grace - now
+                self._grace_timer((member.peer_id, member.detached_seq), max(remaining, 0.0))
         mailbox = self.handle.mailbox
         depth = self.metrics.mailbox_depth
         try:
@@ -246,7 +252,7 @@ class RoomActor:
         elif type(event) is e.PeerDetached:
             self.conns.pop(event.peer_id, None)
             args = (event.peer_id, event.seq)
-            self._after.append(lambda: self._grace_timer(args))
+            self._after.append(lambda: self._grace_timer(args, self.resume_grace))
         elif type(event) is e.RoomExpired:
             self._after.append(self._expire_sockets)
             self._trace("room.expire", event, None)
@@ -326,8 +332,8 @@ class RoomActor:
         elif type(command) is c.Leave and extra is True and origin is not None:
             origin.write(wire.text_frame(wire.left(self.room_id)))
 
-    def _grace_timer(self, args: tuple[str, int]) -> None:
-        timer = self.loop.call_later(self.resume_grace, self._grace_over, args)
+    def _grace_timer(self, args: tuple[str, int], delay: float) -> None:
+        timer = self.loop.call_later(delay, self._grace_over, args)
         self._timers.add(timer)
 
     def _grace_over(self, args: tuple[str, int]) -> None:

@@ -285,23 +285,26 @@ class Connection(asyncio.Protocol):
             raise wire.WireError("bad_message", "Field 'traceparent' is not a W3C traceparent")
         return tp
 
+    # Entering a room leaves the current one, but only once the new one is certain: a
+    # failed create, join or resume leaves the client where it was, as the seed does.
+
     def _create(self) -> None:
-        self._leave_current()
         handle = self.hub.supervisor.create()
         if handle is None:
             self.error("rooms_exhausted", "No free room id; try again later")
             return
+        self._leave_current()
         token, token_digest = _new_token() if self.protocol == 2 else (None, "")
         self.room = handle
         command = c.Create(self.peer_id, self.protocol, token_digest, self.hub.loop.time())
         handle.mailbox.post((command, self, token), force=True)
 
     def _join(self, room_id: str) -> None:
-        self._leave_current()
         handle = self.hub.supervisor.get(room_id)
         if handle is None:
             self.error("room_not_found", "Room not found")
             return
+        self._leave_current()
         token, token_digest = _new_token() if self.protocol == 2 else (None, "")
         command = c.Join(self.peer_id, self.protocol, token_digest, self.hub.loop.time())
         self.room = handle
@@ -323,12 +326,12 @@ class Connection(asyncio.Protocol):
         peer_id = wire.require_str(msg, "peerId")
         token = wire.require_str(msg, "resumeToken")
         last_seq = wire.require_seq(msg, "lastSeq")
-        self._leave_current()
         handle = self.hub.supervisor.get(room_id)
         if handle is None:
             self.hub.metrics.resumes["failed"] += 1
             self.error("resume_failed", "Cannot resume: join afresh")
             return
+        self._leave_current()
         command = c.Resume(peer_id, digest(token), last_seq, self.hub.loop.time())
         self.room = handle
         if not handle.mailbox.post((command, self, None)):

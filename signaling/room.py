@@ -32,6 +32,7 @@ class Member:
     token_digest: str
     attached: bool = True
     detached_seq: int = 0
+    detached_at: float = 0.0  # lets a restarted actor re-arm the rest of the grace period
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +135,10 @@ def evolve(state: RoomState, event: e.Event) -> RoomState:
         case e.PeerJoined(seq, peer_id, protocol, digest, at):
             members = {**members, peer_id: Member(peer_id, protocol, digest)}
             return RoomState(state.room_id, state.policy, seq, members, at, state.expired)
-        case e.PeerDetached(seq, peer_id, _):
+        case e.PeerDetached(seq, peer_id, at):
             old = members[peer_id]
-            members = {
-                **members,
-                peer_id: Member(peer_id, old.protocol, old.token_digest, False, seq),
-            }
+            detached = Member(peer_id, old.protocol, old.token_digest, False, seq, at)
+            members = {**members, peer_id: detached}
             last = state.last_activity
             return RoomState(state.room_id, state.policy, seq, members, last, state.expired)
         case e.PeerResumed(seq, peer_id, at):

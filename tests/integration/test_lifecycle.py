@@ -186,6 +186,44 @@ async def test_a_crashed_actor_restarts_from_the_journal(
 
 
 @pytest.mark.usefixtures("explosive_decide")
+async def test_a_restart_keeps_the_grace_period_of_a_disconnected_peer(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(resume_grace_ms=400)
+    a, b = await Client.open(server, v2=True), await Client.open(server, v2=True)
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    assert (await a.recv())["type"] == "peer_joined"
+    b.ws.transport.abort()  # b vanishes: detached, grace timer armed
+    await asyncio.sleep(0.1)
+    await a.send({"type": "signal", "payload": "boom"})  # the actor crashes and restarts
+    assert (await a.recv())["code"] == "internal"
+    left = await a.recv(timeout=2)
+    assert left["type"] == "peer_left" and left["peerId"] == b.my_id
+    assert left["reason"] == "disconnected"
+    assert server.hub.metrics.actor_restarts == 1
+    await a.close()
+
+
+async def test_a_failed_join_or_resume_keeps_the_client_in_its_room(server: Server) -> None:
+    a, b = await Client.open(server, v2=True), await Client.open(server, v2=True)
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    assert (await a.recv())["type"] == "peer_joined"
+    await b.send({"type": "join", "roomId": "0000"})
+    assert (await b.recv())["code"] == "room_not_found"
+    await b.send(
+        {"type": "resume", "roomId": "0000", "peerId": "x", "resumeToken": "y", "lastSeq": 0}
+    )
+    assert (await b.recv())["code"] == "resume_failed"
+    await a.silent()  # no peer_left: b never left
+    await a.send({"type": "signal", "payload": "still together"})
+    assert (await b.recv())["payload"] == "still together"
+    await a.close()
+    await b.close()
+
+
+@pytest.mark.usefixtures("explosive_decide")
 async def test_messages_behind_the_failing_one_are_processed_in_order(
     server: Server, clients: Make
 ) -> None:
