@@ -10,6 +10,7 @@ ExportTraceServiceResponse and prints a running count of requests and bytes on e
 from __future__ import annotations
 
 import http.server
+import signal
 import sys
 import threading
 
@@ -37,6 +38,11 @@ class Sink(http.server.BaseHTTPRequestHandler):
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 4318
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Sink)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # background jobs may have SIGINT ignored
     try:
         server.serve_forever()
     except KeyboardInterrupt:
