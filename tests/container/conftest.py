@@ -13,7 +13,6 @@ Environment:
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import os
@@ -27,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.typing import Subprotocol
+
+from tests.support.client import Client
 
 # testcontainers reads its configuration when first imported, so the defaults go in
 # before any import of it. Ryuk (the reaper container) would need a registry pull.
@@ -263,64 +262,13 @@ def shared_server(image: str) -> Iterator[Running]:
         container.stop()
 
 
-class Peer:
-    """A WebSocket peer with bounded waits (websockets' asyncio client)."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.my_id = ""
-        self.token = ""
-        self.seq = 0
+class Peer(Client):
+    """A peer of the running container."""
 
     @classmethod
     async def open(cls, running: Running, v2: bool = False) -> Peer:
-        ws = await connect(
-            running.ws_url,
-            subprotocols=[Subprotocol("signaling.v2")] if v2 else None,
-            open_timeout=5,
-            close_timeout=3,
-        )
-        return cls(ws)
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps(message))
-
-    async def recv(self, wait: float = 5.0) -> dict[str, Any]:
-        data = await asyncio.wait_for(self.ws.recv(), wait)
-        msg: dict[str, Any] = json.loads(data)
-        if isinstance(msg.get("seq"), int):
-            self.seq = max(self.seq, msg["seq"])
-        return msg
-
-    async def silent(self, wait: float = 0.5) -> None:
-        """Assert nothing arrives within ``wait`` seconds."""
-        try:
-            data = await asyncio.wait_for(self.ws.recv(), wait)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected message: {data!r}")
-
-    async def create(self) -> dict[str, Any]:
-        await self.send({"type": "create"})
-        reply = await self.recv()
-        assert reply["type"] == "room_created", reply
-        self.my_id, self.token = reply["myId"], reply.get("resumeToken", "")
-        return reply
-
-    async def join(self, room_id: str) -> dict[str, Any]:
-        await self.send({"type": "join", "roomId": room_id})
-        reply = await self.recv()
-        assert reply["type"] == "room_joined", reply
-        self.my_id, self.token = reply["myId"], reply.get("resumeToken", "")
-        return reply
-
-    def drop(self) -> None:
-        """Vanish without a close frame, like a phone changing networks."""
-        transport = self.ws.transport
-        transport.abort()
-
-    async def close(self) -> None:
-        await self.ws.close()
+        peer: Peer = await cls.connect(running.ws_url, v2, close_timeout=3)
+        return peer
 
 
 @pytest.fixture
