@@ -309,7 +309,7 @@ class RoomActor:
             self._writes.append((peer, frame))
 
     def _trace(self, name: str, event: e.Event, origin: Peer | None) -> None:
-        if self.tracing.tracer is None:
+        if not self.tracing.wants(None):
             return
         attrs: dict[str, Any] = {"signaling.room_id": self.room_id, "signaling.seq": event.seq}
         if origin is not None:

@@ -120,7 +120,8 @@ class Tracing:
         return tracing
 
     def wants(self, traceparent: str | None) -> bool:
-        """Is a span worth starting? Cheap: no SDK call unless the answer may be yes."""
+        """Sample or not: call first, and ``start`` only when True. One ``random()`` call
+        for a root span; a client's ``traceparent`` defers the decision to ``start``."""
         if self.tracer is None:
             return False
         return traceparent is not None or self._rng() < self.ratio
@@ -128,11 +129,11 @@ class Tracing:
     def start(
         self, name: str, at: float, traceparent: str | None, attributes: dict[str, Any]
     ) -> Span | None:
-        """A span starting at monotonic time ``at``, or None when not sampled.
+        """A span starting at monotonic time ``at`` (after ``wants`` said yes), or None.
 
         A client's ``traceparent`` makes the SDK's parent-based sampler decide; one that
         does not parse into a valid context (all-zero ids, version ``ff``) counts as
-        absent, so it cannot force sampling.
+        absent and gets the ratio's one roll here, so it cannot force sampling.
         """
         tracer = self.tracer
         if tracer is None:
@@ -144,8 +145,6 @@ class Tracing:
                 parent = None
                 if self._rng() >= self.ratio:
                     return None
-        elif self._rng() >= self.ratio:
-            return None
         span = tracer.start_span(
             name,
             context=parent,

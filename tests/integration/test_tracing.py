@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import secrets
 
@@ -224,3 +225,25 @@ async def test_invalid_client_context_does_not_force_sampling(
     reply = await v2.recv()
     assert reply.get("type") in ("signal", "error")
     assert spans(exporter, "signal.relay") == []
+
+
+async def test_relays_are_sampled_at_the_ratio_with_one_draw_each(
+    start_server: StartServer,
+) -> None:
+    """Draws alternate below and above the ratio, so exactly every other relay is
+    traced; a second draw per decision (a bug once) would trace none of them."""
+    exporter = InMemorySpanExporter()
+    base = Tracing.from_processor(SimpleSpanProcessor(exporter))
+    draws = itertools.cycle([0.4, 0.6])
+    tracing = Tracing(base.tracer, 0.5, rng=lambda: next(draws), provider=base.provider)
+    server = await start_server(tracing=tracing)
+    a, b = await Client.open(server), await Client.open(server)
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    exporter.clear()
+    for n in range(10):
+        await a.send({"type": "signal", "payload": n})
+        assert (await b.recv())["payload"] == n
+    assert len(spans(exporter, "signal.relay")) == 5
+    await a.close()
+    await b.close()

@@ -152,9 +152,14 @@ def test_root_spans_are_pre_sampled_at_the_ratio() -> None:
     base = Tracing.from_processor(SimpleSpanProcessor(exporter))
     tracing = Tracing(base.tracer, 0.3, rng=lambda: next(draws), provider=base.provider)
     try:
-        kept = [tracing.start("s", 1.0, None, {"i": i}) is not None for i in range(4)]
+        kept = [
+            tracing.wants(None) and tracing.start("s", 1.0, None, {"i": i}) is not None
+            for i in range(4)
+        ]
         assert kept == [True, False, True, False]
+        assert next(draws, None) is None, "exactly one draw per sampling decision"
         # a client context skips the draw: the parent-based sampler follows its flag
+        assert tracing.wants("00-" + "a" * 32 + "-" + "b" * 16 + "-01")
         sampled = tracing.start("s", 1.0, "00-" + "a" * 32 + "-" + "b" * 16 + "-01", {})
         unsampled = tracing.start("s", 1.0, "00-" + "a" * 32 + "-" + "b" * 16 + "-00", {})
         assert sampled is not None and unsampled is None
