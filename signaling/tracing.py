@@ -3,7 +3,7 @@
 Configured only by the standard ``OTEL_*`` variables. With no exporter configured the
 server holds no tracer at all and a relay pays one attribute test. With an exporter,
 root spans are pre-sampled here with a single ``random()`` call at the ratio of
-``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` (default: parent-based, ratio 0.01),
+``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` (default: parent-based, ratio 0.001),
 because even a non-recording SDK span costs microseconds; a message carrying a W3C
 ``traceparent`` always goes to the SDK, whose parent-based sampler follows the client.
 """
@@ -27,7 +27,11 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 log = logging.getLogger("signaling.tracing")
 
-DEFAULT_RATIO = 0.01
+# One relay in a thousand: a sampled relay costs ~100 us of SDK work (span objects,
+# protobuf, HTTP export) against ~30 us for the relay itself, so 1% would cost about
+# 13% of throughput (measured, BENCHMARKS.md) while 0.1% stays within noise and still
+# yields tens of traces per second from a busy instance.
+DEFAULT_RATIO = 0.001
 _propagator = TraceContextTextMapPropagator()
 # loop.time() is monotonic; spans want epoch nanoseconds.
 _EPOCH_OFFSET_NS = time.time_ns() - time.monotonic_ns()

@@ -135,14 +135,14 @@ def test_from_env_uses_the_sampler_ratio(clean_env: list[Tracing]) -> None:
         ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}, 0.5),
         ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"}, 1),
         ({"OTEL_TRACES_SAMPLER_ARG": "0.2"}, 0.2),  # default sampler is parent-based ratio
-        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "abc"}, 0.01),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "abc"}, DEFAULT_RATIO),
         ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "7"}, 1.0),
         ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "-1"}, 0.0),
         ({"OTEL_TRACES_SAMPLER": "jaeger_remote"}, DEFAULT_RATIO),
     ],
 )
 def test_sampling_ratio(env: dict[str, str], ratio: float) -> None:
-    assert DEFAULT_RATIO == 0.01
+    assert DEFAULT_RATIO == 0.001
     assert sampling_ratio(env) == ratio
 
 
