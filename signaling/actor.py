@@ -27,7 +27,7 @@ from signaling import wire
 from signaling.delivery import encode, visible_to
 from signaling.errors import ErrorCode
 from signaling.journal import Journal
-from signaling.mailbox import Mailbox
+from signaling.mailbox import Mailbox, MailboxClosed
 from signaling.metrics import Metrics
 from signaling.room import RESUME_FAILED, Rejection, RoomState, decide, evolve
 from signaling.tracing import Tracing, traceparent_of
@@ -94,7 +94,8 @@ class RoomActor:
         self.resume_grace = resume_grace
         self.on_expired = on_expired
         self.loop = asyncio.get_running_loop()
-        self._timers: set[asyncio.TimerHandle] = set()
+        # Grace timers of detached members, by (peer id, seq of the detachment).
+        self._grace: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._expiry: asyncio.TimerHandle | None = None
         # Per-batch effect queues, flushed after the journal append.
         self._writes: list[tuple[Peer, bytes]] = []
@@ -117,7 +118,7 @@ class RoomActor:
             while not mailbox.closed:
                 try:
                     batch = await mailbox.take()
-                except Exception:  # MailboxClosed
+                except MailboxClosed:
                     return
                 depth.observe(len(batch))
                 await self._process(batch)
@@ -127,9 +128,9 @@ class RoomActor:
     def stop_timers(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
-        for timer in self._timers:
+        for timer in self._grace.values():
             timer.cancel()
-        self._timers.clear()
+        self._grace.clear()
 
     def _arm_expiry(self) -> None:
         if self.state.expired:
@@ -333,13 +334,10 @@ class RoomActor:
             origin.write(wire.text_frame(wire.left(self.room_id)))
 
     def _grace_timer(self, args: tuple[str, int], delay: float) -> None:
-        timer = self.loop.call_later(delay, self._grace_over, args)
-        self._timers.add(timer)
+        self._grace[args] = self.loop.call_later(delay, self._grace_over, args)
 
     def _grace_over(self, args: tuple[str, int]) -> None:
-        self._timers = {
-            t for t in self._timers if not t.cancelled() and t.when() > self.loop.time()
-        }
+        del self._grace[args]
         self._post_system(c.GraceOver, args)
 
     def _expire_sockets(self) -> None:
