@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -186,16 +187,15 @@ class Server:
 async def _serve_admin(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    render: object,
+    render: Callable[[], bytes],
 ) -> None:
     """Minimal HTTP/1.1 for the admin port: GET /metrics, one request per connection."""
-    assert callable(render)
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
         method, _, rest = head.decode("latin-1").partition(" ")
         path = rest.partition(" ")[0].partition("?")[0]
         if method == "GET" and path == "/metrics":
-            body: bytes = render()
+            body = render()
             status, ctype = "200 OK", CONTENT_TYPE_LATEST
         elif method == "GET" and path == "/healthz":
             body, status, ctype = b"ok\n", "200 OK", "text/plain"
