@@ -33,7 +33,11 @@ fi
 offline=${SIGNALING_OFFLINE_WHEELHOUSE:-}
 if [ -z "$offline" ]; then
     offline=0
-    if "$ENGINE" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    if [ "$ENGINE" != docker ]; then
+        # Podman/Buildah give every stored image a RepoDigest (its local manifest digest),
+        # even one loaded or built locally: the check below cannot spot a local-only base.
+        log "$ENGINE: cannot tell whether $BASE_IMAGE is local-only; set SIGNALING_OFFLINE_WHEELHOUSE=1 to build offline"
+    elif "$ENGINE" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
         digests=$("$ENGINE" image inspect --format '{{len .RepoDigests}}' "$BASE_IMAGE" 2>/dev/null || echo 1)
         if [ "$digests" = 0 ]; then
             log "$BASE_IMAGE is a local-only image: building offline from a wheelhouse"
