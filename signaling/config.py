@@ -120,6 +120,13 @@ KNOBS: dict[str, Knob] = {
         _int_range(1024, 1 << 30),
         "bytes of events kept per room for resume",
     ),
+    "journal_total_bytes": Knob(
+        "SIGNALING_JOURNAL_TOTAL_BYTES",
+        "--journal-total-bytes",
+        256 << 20,
+        _int_range(1 << 20, 1 << 40),
+        "bytes of events kept for all rooms together (least recently active trimmed first)",
+    ),
     "ping_interval": Knob(
         "SIGNALING_PING_INTERVAL_S",
         "--ping-interval",
@@ -174,6 +181,7 @@ class Settings:
     resume_grace_ms: int = 30_000
     journal_max_events: int = 1024
     journal_max_bytes: int = 1 << 20
+    journal_total_bytes: int = 256 << 20
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     shutdown_timeout: float = 10.0

@@ -8,11 +8,15 @@ and reads are coroutines.
 Each room's journal is bounded by event count and bytes. Events pushed out of the
 window are folded (with ``room.evolve``) into a snapshot, so ``load`` still rebuilds the
 exact state while ``read_after`` reports ``None`` for a resume that reaches too far back.
+
+All rooms together are bounded too (``max_total_bytes``): otherwise one client creating
+room after room could pin rooms x per-room bytes of memory. Over the budget, the rooms
+appended to least recently are trimmed first, so abandoned rooms give way to live ones.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -52,14 +56,20 @@ class _Stream:
 
 
 class MemoryJournal:
-    """In-process journal, bounded per room; survives actor crashes, not process restarts."""
+    """In-process journal, bounded per room and in total; survives actor crashes, not
+    process restarts."""
 
     backend = "memory"
 
-    def __init__(self, max_events: int = 1024, max_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self, max_events: int = 1024, max_bytes: int = 1 << 20, max_total_bytes: int = 256 << 20
+    ) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
-        self._streams: dict[str, _Stream] = {}
+        self.max_total_bytes = max_total_bytes
+        self.total_bytes = 0
+        # Least recently appended first: the order in which the total budget trims.
+        self._streams: OrderedDict[str, _Stream] = OrderedDict()
 
     def create(self, room_id: str, initial: RoomState) -> None:
         self._streams[room_id] = _Stream(initial)
@@ -68,18 +78,32 @@ class MemoryJournal:
         stream = self._streams.get(room_id)
         if stream is None:
             raise UnknownRoom(room_id)
-        kept = stream.events
-        size = stream.size
+        self._streams.move_to_end(room_id)
+        added = 0
         for event in events:
-            kept.append(event)
-            size += event_size(event)
-        if len(kept) > self.max_events or size > self.max_bytes:
-            snapshot = stream.snapshot
-            while kept and (len(kept) > self.max_events or size > self.max_bytes):
-                old = kept.popleft()
-                size -= event_size(old)
-                snapshot = evolve(snapshot, old)
-            stream.snapshot = snapshot
+            stream.events.append(event)
+            added += event_size(event)
+        stream.size += added
+        self.total_bytes += added
+        if len(stream.events) > self.max_events or stream.size > self.max_bytes:
+            self._trim(stream, self.max_events, self.max_bytes)
+        if self.total_bytes > self.max_total_bytes:
+            for other in self._streams.values():
+                self._trim(other, 0, other.size - (self.total_bytes - self.max_total_bytes))
+                if self.total_bytes <= self.max_total_bytes:
+                    break
+
+    def _trim(self, stream: _Stream, max_events: int, max_bytes: int) -> None:
+        """Fold the oldest events into the snapshot until the stream fits both bounds."""
+        kept = stream.events
+        snapshot = stream.snapshot
+        size = stream.size
+        while kept and (len(kept) > max_events or size > max_bytes):
+            old = kept.popleft()
+            size -= event_size(old)
+            snapshot = evolve(snapshot, old)
+        self.total_bytes -= stream.size - size
+        stream.snapshot = snapshot
         stream.size = size
 
     async def load(self, room_id: str) -> tuple[RoomState, list[Event]]:
@@ -95,7 +119,9 @@ class MemoryJournal:
         return [event for event in stream.events if event.seq > seq]
 
     def delete(self, room_id: str) -> None:
-        self._streams.pop(room_id, None)
+        stream = self._streams.pop(room_id, None)
+        if stream is not None:
+            self.total_bytes -= stream.size
 
     def __contains__(self, room_id: object) -> bool:
         return room_id in self._streams

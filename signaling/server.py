@@ -40,7 +40,7 @@ class Hub:
         self.metrics = metrics or Metrics()
         self.tracing = tracing or Tracing.disabled()
         self.journal = journal or MemoryJournal(
-            settings.journal_max_events, settings.journal_max_bytes
+            settings.journal_max_events, settings.journal_max_bytes, settings.journal_total_bytes
         )
         self.metrics.journal_backend = self.journal.backend
         self.supervisor = Supervisor(

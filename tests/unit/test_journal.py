@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from signaling import events as e
+from signaling.events import event_size
 from signaling.journal import MemoryJournal, UnknownRoom
 from signaling.room import RoomState, replay
 
@@ -36,3 +37,29 @@ async def test_unknown_rooms() -> None:
         journal.append("9", [])
     assert await journal.read_after("9", 0) is None
     journal.delete("9")
+
+
+async def test_total_budget_trims_the_least_recently_active_rooms_first() -> None:
+    event_bytes = event_size(e.SignalRelayed(1, "a", "x" * 400, None, 0))
+    journal = MemoryJournal(max_events=1000, max_bytes=1 << 20, max_total_bytes=10 * event_bytes)
+    states = {}
+    for room in ("old", "mid", "live"):
+        states[room] = RoomState(room)
+        journal.create(room, states[room])
+    history: dict[str, list[e.Event]] = {room: [] for room in states}
+    for room in ("old", "mid", "live"):  # 4 events each: 12 > 10, "old" gives way
+        for seq in range(1, 5):
+            event = e.SignalRelayed(seq, "a", "x" * 400, None, 0)
+            journal.append(room, [event])
+            history[room].append(event)
+    assert journal.total_bytes <= journal.max_total_bytes
+    assert await journal.read_after("live", 0) == history["live"], "the live room is intact"
+    assert await journal.read_after("mid", 0) == history["mid"]
+    assert await journal.read_after("old", 0) is None, "the oldest room lost resume depth"
+    for room, events in history.items():  # but every room still rebuilds exactly
+        snapshot, kept = await journal.load(room)
+        assert replay(snapshot, kept) == replay(states[room], events)
+    journal.delete("old")
+    journal.delete("mid")
+    journal.delete("live")
+    assert journal.total_bytes == 0

@@ -164,11 +164,15 @@ def check_invariants(world: World) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(op, max_size=60), st.integers(1, 8))
+@given(st.lists(op, max_size=60), st.integers(1, 8), st.sampled_from([300, 1000, 1 << 20]))
 def test_invariants_hold_for_random_command_sequences(
-    ops: list[tuple[object, ...]], journal_window: int
+    ops: list[tuple[object, ...]], journal_window: int, total_budget: int
 ) -> None:
-    world = World(MemoryJournal(max_events=journal_window, max_bytes=1 << 20))
+    journal = MemoryJournal(
+        max_events=journal_window, max_bytes=1 << 20, max_total_bytes=total_budget
+    )
+    world = World(journal)
     for operation in ops:
         world.step(operation)
         check_invariants(world)
+        assert journal.total_bytes <= total_budget
