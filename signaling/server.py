@@ -87,10 +87,8 @@ class Server:
         tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
-        self._journal = journal
-        self._metrics = metrics
-        self._tracing = tracing
-        self.hub: Hub
+        # Built here, in the running loop the server will serve on (Hub needs it).
+        self.hub = Hub(settings, journal=journal, metrics=metrics, tracing=tracing)
         self.port = settings.port
         self.metrics_port = settings.metrics_port
         self._listener: asyncio.Server | None = None
@@ -100,7 +98,7 @@ class Server:
 
     async def start(self) -> None:
         s = self.settings
-        self.hub = hub = Hub(s, journal=self._journal, metrics=self._metrics, tracing=self._tracing)
+        hub = self.hub
         loop = hub.loop
         host = s.host or None
         self._listener = await loop.create_server(
