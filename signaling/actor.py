@@ -322,7 +322,7 @@ class RoomActor:
     def _rejected(self, command: c.Command, origin: Peer | None, rejection: Rejection) -> None:
         if origin is None:
             return
-        if type(command) in (c.Create, c.Join) and origin.room is self.handle:
+        if type(command) in (c.Create, c.Join, c.Resume) and origin.room is self.handle:
             origin.room = None
         origin.error(rejection.code, rejection.message)
 
@@ -354,15 +354,11 @@ class RoomActor:
     async def _resume(self, command: c.Resume, origin: Peer | None) -> None:
         assert origin is not None
         missed = await self.journal.read_after(self.room_id, command.last_seq)
+        # Events trimmed from the journal cannot be replayed: that is a failed resume too.
         decision = RESUME_FAILED if missed is None else decide(self.state, command)
         if isinstance(decision, Rejection) or missed is None:
             self.metrics.resumes["failed"] += 1
-            if origin.room is self.handle:
-                origin.room = None
-            origin.error(
-                decision.code if type(decision) is Rejection else "resume_failed",
-                RESUME_FAILED.message,
-            )
+            self._rejected(command, origin, RESUME_FAILED)
             return
         state = self.state
         for event in decision:

@@ -33,6 +33,7 @@ from signaling import commands as c
 from signaling import wire
 from signaling.actor import RoomHandle
 from signaling.errors import ErrorCode
+from signaling.room import RESUME_FAILED, ROOM_NOT_FOUND
 
 try:
     from websockets.speedups import apply_mask
@@ -302,15 +303,12 @@ class Connection(asyncio.Protocol):
     def _join(self, room_id: str) -> None:
         handle = self.hub.supervisor.get(room_id)
         if handle is None:
-            self.error("room_not_found", "Room not found")
+            self.error(ROOM_NOT_FOUND.code, ROOM_NOT_FOUND.message)
             return
         self._leave_current()
         token, token_digest = _new_token() if self.protocol == 2 else (None, "")
         command = c.Join(self.peer_id, self.protocol, token_digest, self.hub.loop.time())
-        self.room = handle
-        if not handle.mailbox.post((command, self, token)):
-            self.room = None
-            self.error("overloaded", "Room is busy; retry later")
+        self._enter(handle, command, token)
 
     def _leave(self) -> None:
         room = self.room
@@ -329,12 +327,17 @@ class Connection(asyncio.Protocol):
         handle = self.hub.supervisor.get(room_id)
         if handle is None:
             self.hub.metrics.resumes["failed"] += 1
-            self.error("resume_failed", "Cannot resume: join afresh")
+            self.error(RESUME_FAILED.code, RESUME_FAILED.message)
             return
         self._leave_current()
         command = c.Resume(peer_id, digest(token), last_seq, self.hub.loop.time())
+        self._enter(handle, command, None)
+
+    def _enter(self, handle: RoomHandle, command: c.Command, extra: str | None) -> None:
+        """Route this client to ``handle`` now, so later signals follow the command in
+        order; the actor clears it again if it refuses the command."""
         self.room = handle
-        if not handle.mailbox.post((command, self, None)):
+        if not handle.mailbox.post((command, self, extra)):
             self.room = None
             self.error("overloaded", "Room is busy; retry later")
 
