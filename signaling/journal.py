@@ -32,8 +32,9 @@ class UnknownRoom(KeyError):
 class Journal(Protocol):
     backend: str
 
-    def create(self, room_id: str, initial: RoomState) -> Awaitable[None] | None:
-        """Start a room's stream from ``initial`` (seq 0)."""
+    def create(self, room_id: str, initial: RoomState) -> None:
+        """Start a room's stream from ``initial`` (seq 0). Synchronous: room creation is
+        on the client's request path; a networked backend creates its stream lazily."""
 
     def append(self, room_id: str, events: Sequence[Event]) -> Awaitable[None] | None:
         """Append in order; ``None`` means already durable, else await the result."""
@@ -44,8 +45,9 @@ class Journal(Protocol):
     async def read_after(self, room_id: str, seq: int) -> list[Event] | None:
         """Events with a sequence number above ``seq``, or ``None`` if some were trimmed."""
 
-    def delete(self, room_id: str) -> Awaitable[None] | None:
-        """Forget a room (it expired)."""
+    def delete(self, room_id: str) -> None:
+        """Forget a room (it expired). Synchronous: nobody waits for it; a networked
+        backend deletes in the background."""
 
 
 @dataclass(slots=True)
@@ -122,6 +124,3 @@ class MemoryJournal:
         stream = self._streams.pop(room_id, None)
         if stream is not None:
             self.total_bytes -= stream.size
-
-    def __contains__(self, room_id: object) -> bool:
-        return room_id in self._streams

@@ -58,8 +58,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         handle = RoomHandle(room_id, Mailbox[Envelope](self.mailbox_size))
         state = RoomState(room_id, self.policy, last_activity=loop.time())
-        done = self.journal.create(room_id, state)
-        assert done is None, "networked journals create streams lazily on first append"
+        self.journal.create(room_id, state)
         self.rooms[room_id] = handle
         self._conns[room_id] = {}
         self.metrics.rooms_live += 1
