@@ -98,10 +98,6 @@ class Metrics:
         self.journal_backend = "memory"
         self.actor_restarts = 0
 
-    def count_received(self, kind: str) -> None:
-        key = kind if kind in self.received else "invalid"
-        self.received[key] += 1
-
     def registry(self) -> CollectorRegistry:
         """A registry with these metrics plus the process, platform and GC collectors."""
         reg = CollectorRegistry(auto_describe=False)
