@@ -15,7 +15,7 @@ import sys
 import uvloop
 
 from signaling.config import Settings
-from signaling.server import Server
+from signaling.transport.server import Server
 
 
 async def serve(port: int, seconds: float) -> None:

@@ -7,8 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from signaling import config, logs
-from signaling.server import run
+from signaling import config
+from signaling.telemetry import logs
+from signaling.transport.server import run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

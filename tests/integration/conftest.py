@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from signaling.config import Settings
-from signaling.server import Server
-from signaling.tracing import Tracing
+from signaling.telemetry.tracing import Tracing
+from signaling.transport.server import Server
 from tests.support import client as support
 
 StartServer = Callable[..., Awaitable[Server]]

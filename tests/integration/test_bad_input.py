@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from websockets.asyncio.client import connect
 
-from signaling.server import Server
+from signaling.transport.server import Server
 from tests.integration.conftest import Client, StartServer
 from tests.integration.rawclient import RawClient
 from tests.support.server import http_get, spawn_server

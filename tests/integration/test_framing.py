@@ -9,7 +9,7 @@ import os
 
 from websockets.frames import Close, Frame, Opcode
 
-from signaling.server import Server
+from signaling.transport.server import Server
 from tests.integration.conftest import Client, StartServer
 from tests.integration.rawclient import RawClient
 

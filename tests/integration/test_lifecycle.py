@@ -12,11 +12,11 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-import signaling.actor
-from signaling import commands as c
-from signaling.room import Decision, RoomState
-from signaling.room import decide as real_decide
-from signaling.server import Server
+import signaling.rooms.actor
+from signaling.core import commands as c
+from signaling.core.room import Decision, RoomState
+from signaling.core.room import decide as real_decide
+from signaling.transport.server import Server
 from tests.integration.conftest import Client, StartServer
 from tests.integration.rawclient import RawClient
 from tests.support.server import http_get, spawn_server
@@ -143,7 +143,7 @@ def explosive_decide(monkeypatch: pytest.MonkeyPatch) -> None:
             raise RuntimeError("boom")
         return real_decide(state, command)
 
-    monkeypatch.setattr(signaling.actor, "decide", decide)
+    monkeypatch.setattr(signaling.rooms.actor, "decide", decide)
 
 
 @pytest.mark.usefixtures("explosive_decide")

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from signaling.errors import ERROR_CODES
-from signaling.metrics import Metrics
-from signaling.server import Server
-from signaling.wire import MESSAGE_TYPES
+from signaling.core.errors import ERROR_CODES
+from signaling.core.wire import MESSAGE_TYPES
+from signaling.telemetry.metrics import Metrics
+from signaling.transport.server import Server
 from tests.integration.conftest import Client, StartServer
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

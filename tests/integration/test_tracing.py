@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import TraceFlags
 
-from signaling.server import Server
-from signaling.tracing import Tracing
+from signaling.telemetry.tracing import Tracing
+from signaling.transport.server import Server
 from tests.integration.conftest import Client, StartServer
 
 PAYLOAD = '{"sdp":"v=0 secret-sdp-body","candidates":[1, 2, 3]}'

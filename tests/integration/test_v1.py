@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 
-from signaling.server import Server
+from signaling.transport.server import Server
 from tests.integration.conftest import Client
 
 Make = Callable[..., Awaitable[Client]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from signaling.server import Server
+from signaling.transport.server import Server
 from tests.integration.conftest import Client, StartServer
 
 Make = Callable[..., Awaitable[Client]]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from signaling import events as e
-from signaling.delivery import encode, visible_to
+from signaling.core import events as e
+from signaling.core.delivery import encode, visible_to
 
 
 def test_v1_sees_only_signals_and_never_v2_fields() -> None:

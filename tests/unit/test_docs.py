@@ -8,8 +8,8 @@ from pathlib import Path
 from prometheus_client import generate_latest
 
 from signaling.config import KNOBS
-from signaling.errors import ERROR_CODES
-from signaling.metrics import Metrics
+from signaling.core.errors import ERROR_CODES
+from signaling.telemetry.metrics import Metrics
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from signaling import events as e
-from signaling.events import event_size
+from signaling.core import events as e
+from signaling.core.events import event_size
+from signaling.core.room import RoomState, replay
 from signaling.journal import MemoryJournal, UnknownRoom
-from signaling.room import RoomState, replay
 
 
 async def test_trimming_folds_into_the_snapshot_and_bounds_resume() -> None:

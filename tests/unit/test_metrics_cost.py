@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from signaling.metrics import FANOUT_BUCKETS, LATENCY_BUCKETS, Metrics
+from signaling.telemetry.metrics import FANOUT_BUCKETS, LATENCY_BUCKETS, Metrics
 
 # Many short timed chunks (about a millisecond each) and the best one: a chunk that no
 # other process interrupted measures the code, not the machine's load.
@@ -72,7 +72,7 @@ def test_per_relay_metric_cost() -> None:
         empty_loop, ours(metrics), prometheus_client_equivalent()
     )
     print(
-        f"\nper relay (3 updates): signaling.metrics {ours_us:.3f} us, "
+        f"\nper relay (3 updates): signaling.telemetry.metrics {ours_us:.3f} us, "
         f"prometheus_client {prom_us:.3f} us, empty loop {loop_us:.3f} us, "
         f"ratio {prom_us / ours_us:.1f}x"
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from signaling import commands as c
-from signaling import events as e
-from signaling.room import Rejection, RoomPolicy, RoomState, decide, evolve, replay
+from signaling.core import commands as c
+from signaling.core import events as e
+from signaling.core.room import Rejection, RoomPolicy, RoomState, decide, evolve, replay
 
 
 def room(*commands: c.Command, policy: RoomPolicy | None = None) -> RoomState:

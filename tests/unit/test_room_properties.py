@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signaling import commands as c
-from signaling.events import Event
+from signaling.core import commands as c
+from signaling.core.events import Event
+from signaling.core.room import Rejection, RoomPolicy, RoomState, decide, evolve, replay
 from signaling.journal import MemoryJournal
-from signaling.room import Rejection, RoomPolicy, RoomState, decide, evolve, replay
 
 PEERS = [f"p{i}" for i in range(5)]
 POLICY = RoomPolicy(timeout=10.0, max_members=3)

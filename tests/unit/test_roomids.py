@@ -3,7 +3,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from signaling.roomids import RoomIds
+from signaling.rooms.roomids import RoomIds
 
 
 def test_ids_have_the_configured_digits_and_are_not_sequential() -> None:

@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import signaling.tracing
-from signaling.tracing import DEFAULT_RATIO, Tracing, sampling_ratio, traceparent_of
+import signaling.telemetry.tracing
+from signaling.telemetry.tracing import DEFAULT_RATIO, Tracing, sampling_ratio, traceparent_of
 
 LOOPBACK = "http://127.0.0.1:14318"
 
@@ -43,7 +43,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Tracing]]:
     for name in list(os.environ):
         if name.startswith("OTEL_"):
             monkeypatch.delenv(name)
-    monkeypatch.setattr(signaling.tracing, "BatchSpanProcessor", RecordingProcessor)
+    monkeypatch.setattr(signaling.telemetry.tracing, "BatchSpanProcessor", RecordingProcessor)
     RecordingProcessor.made = []
     created: list[Tracing] = []
     yield created

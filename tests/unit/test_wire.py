@@ -7,7 +7,7 @@ import json
 import pytest
 from websockets.frames import Frame, Opcode
 
-from signaling import wire
+from signaling.core import wire
 
 UNITY_CREATE = (
     '{"type":"create","roomId":"","payload":{"sdp":"","sdpType":"","candidate":"",'

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from signaling.commands import Protocol
+from signaling.core.commands import Protocol
 
 PeerLeftReason = Literal["left", "disconnected", "expired"]
 

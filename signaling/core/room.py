@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from signaling import commands as c
-from signaling import events as e
-from signaling.errors import ErrorCode
+from signaling.core import commands as c
+from signaling.core import events as e
+from signaling.core.errors import ErrorCode
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signaling.config import Settings
-from signaling.connection import Connection
+from signaling.core.room import RoomPolicy
 from signaling.journal import Journal, MemoryJournal
-from signaling.metrics import Metrics
-from signaling.room import RoomPolicy
-from signaling.supervisor import Supervisor
-from signaling.tracing import Tracing
+from signaling.rooms.supervisor import Supervisor
+from signaling.telemetry.metrics import Metrics
+from signaling.telemetry.tracing import Tracing
+from signaling.transport.connection import Connection
 
-log = logging.getLogger("signaling.server")
+log = logging.getLogger("signaling.transport.server")
 
 
 class Hub:

@@ -21,18 +21,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from signaling import commands as c
-from signaling import events as e
-from signaling import wire
-from signaling.delivery import encode, visible_to
-from signaling.errors import ErrorCode
+from signaling.core import commands as c
+from signaling.core import events as e
+from signaling.core import wire
+from signaling.core.delivery import encode, visible_to
+from signaling.core.errors import ErrorCode
+from signaling.core.room import RESUME_FAILED, Rejection, RoomState, decide, evolve
 from signaling.journal import Journal
-from signaling.mailbox import Mailbox, MailboxClosed
-from signaling.metrics import Metrics
-from signaling.room import RESUME_FAILED, Rejection, RoomState, decide, evolve
-from signaling.tracing import Tracing, traceparent_of
+from signaling.rooms.mailbox import Mailbox, MailboxClosed
+from signaling.telemetry.metrics import Metrics
+from signaling.telemetry.tracing import Tracing, traceparent_of
 
-log = logging.getLogger("signaling.actor")
+log = logging.getLogger("signaling.rooms.actor")
 
 
 class Peer(Protocol):

@@ -29,11 +29,11 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from signaling import commands as c
-from signaling import wire
-from signaling.actor import RoomHandle
-from signaling.errors import ErrorCode
-from signaling.room import RESUME_FAILED, ROOM_NOT_FOUND
+from signaling.core import commands as c
+from signaling.core import wire
+from signaling.core.errors import ErrorCode
+from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
+from signaling.rooms.actor import RoomHandle
 
 try:
     from websockets.speedups import apply_mask
@@ -41,9 +41,9 @@ except ImportError:  # pragma: no cover - the C extension is absent on exotic pl
     from websockets.utils import apply_mask
 
 if TYPE_CHECKING:
-    from signaling.server import Hub
+    from signaling.transport.server import Hub
 
-log = logging.getLogger("signaling.connection")
+log = logging.getLogger("signaling.transport.connection")
 _ws_log = logging.getLogger("websockets.server")
 
 OPEN = State.OPEN

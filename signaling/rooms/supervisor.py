@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from signaling.actor import Envelope, Peer, RoomActor, RoomHandle
+from signaling.core.room import RoomPolicy, RoomState, replay
 from signaling.journal import Journal
-from signaling.mailbox import Mailbox
-from signaling.metrics import Metrics
-from signaling.room import RoomPolicy, RoomState, replay
-from signaling.roomids import RoomIds
-from signaling.tracing import Tracing
+from signaling.rooms.actor import Envelope, Peer, RoomActor, RoomHandle
+from signaling.rooms.mailbox import Mailbox
+from signaling.rooms.roomids import RoomIds
+from signaling.telemetry.metrics import Metrics
+from signaling.telemetry.tracing import Tracing
 
-log = logging.getLogger("signaling.supervisor")
+log = logging.getLogger("signaling.rooms.supervisor")
 
 
 class Supervisor:

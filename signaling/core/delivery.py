@@ -6,9 +6,9 @@ Keeping this pure and shared is what makes resume exactly-once: a resuming peer 
 
 from __future__ import annotations
 
-from signaling import events as e
-from signaling import wire
-from signaling.commands import Protocol
+from signaling.core import events as e
+from signaling.core import wire
+from signaling.core.commands import Protocol
 
 
 def visible_to(peer_id: str, protocol: Protocol, event: e.Event) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from signaling.errors import ErrorCode
+from signaling.core.errors import ErrorCode
 
 V2_SUBPROTOCOL: Final = "signaling.v2"
 MESSAGE_TYPES: Final = ("create", "join", "signal", "leave", "resume")

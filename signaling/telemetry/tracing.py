@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import Span, SpanKind, Tracer, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-log = logging.getLogger("signaling.tracing")
+log = logging.getLogger("signaling.telemetry.tracing")
 
 # One relay in a thousand: a sampled relay costs ~100 us of SDK work (span objects,
 # protobuf, HTTP export) against ~30 us for the relay itself, so 1% would cost about

@@ -22,8 +22,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from signaling.errors import ERROR_CODES, ErrorCode
-from signaling.wire import MESSAGE_TYPES
+from signaling.core.errors import ERROR_CODES, ErrorCode
+from signaling.core.wire import MESSAGE_TYPES
 
 PROTOCOLS = ("v1", "v2")
 RECEIVED_TYPES = (*MESSAGE_TYPES, "invalid")

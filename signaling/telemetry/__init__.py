@@ -1,0 +1,1 @@
+"""Metrics, tracing and logs: they know no rooms and no sockets."""

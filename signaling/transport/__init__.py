@@ -1,0 +1,1 @@
+"""Bytes and sockets: client connections and the server process (listeners, keepalive, drain)."""
