@@ -1,4 +1,4 @@
-"""Settings: one table of knobs, read from environment variables and matching CLI flags.
+"""Settings: each knob is a field of ``Settings`` with its default, variable and flag.
 
 Every setting is validated at start-up so a typo fails fast (exit status 2, naming the
 variable) instead of surfacing as a strange runtime behaviour hours later.
@@ -10,7 +10,7 @@ import argparse
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -58,136 +58,141 @@ def _host(raw: str) -> str:
     return raw.strip()
 
 
-KNOBS: dict[str, Knob] = {
-    "port": Knob("PORT", "--port", 8080, _int_range(0, 65535), "WebSocket and health port"),
-    "host": Knob("HOST", "--host", "", _host, "listen address; empty means all interfaces"),
-    "room_timeout_ms": Knob(
+def knob(env: str, flag: str, default: Any, parse: Callable[[str], Any], help: str) -> Any:
+    """A ``Settings`` field: its default plus how to read it (the one place defaults live)."""
+    return field(default=default, metadata={"knob": Knob(env, flag, default, parse, help)})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, each with its default, variable, flag, parser and help in one place."""
+
+    port: int = knob(
+        "PORT",
+        "--port",
+        8080,
+        _int_range(0, 65535),
+        "WebSocket and health port",
+    )
+    host: str = knob(
+        "HOST",
+        "--host",
+        "",
+        _host,
+        "listen address; empty means all interfaces",
+    )
+    room_timeout_ms: int = knob(
         "ROOM_TIMEOUT_MS",
         "--room-timeout-ms",
         300_000,
         _int_range(1, 7 * 86_400_000),
         "a room with no activity for this long expires",
-    ),
-    "room_id_digits": Knob(
-        "SIGNALING_ROOM_ID_DIGITS", "--room-id-digits", 4, _int_range(4, 9), "digits in a room id"
-    ),
-    "max_members": Knob(
+    )
+    room_id_digits: int = knob(
+        "SIGNALING_ROOM_ID_DIGITS",
+        "--room-id-digits",
+        4,
+        _int_range(4, 9),
+        "digits in a room id",
+    )
+    max_members: int = knob(
         "SIGNALING_MAX_PEERS_PER_ROOM",
         "--max-peers-per-room",
         64,
         _int_range(2, 10_000),
         "members a room admits (room_full beyond)",
-    ),
-    "max_message_bytes": Knob(
+    )
+    max_message_bytes: int = knob(
         "SIGNALING_MAX_MESSAGE_BYTES",
         "--max-message-bytes",
         65_536,
         _int_range(256, 16 << 20),
         "largest client message; bigger closes the connection with 1009",
-    ),
-    "send_buffer_bytes": Knob(
+    )
+    send_buffer_bytes: int = knob(
         "SIGNALING_SEND_BUFFER_BYTES",
         "--send-buffer-bytes",
         1 << 20,
         _int_range(4096, 1 << 30),
         "unsent bytes a client may accumulate before it is disconnected as a slow consumer",
-    ),
-    "mailbox_size": Knob(
+    )
+    mailbox_size: int = knob(
         "SIGNALING_MAILBOX_SIZE",
         "--mailbox-size",
         4096,
         _int_range(1, 1 << 20),
         "queued client messages per room before 'overloaded'",
-    ),
-    "resume_grace_ms": Knob(
+    )
+    resume_grace_ms: int = knob(
         "SIGNALING_RESUME_GRACE_MS",
         "--resume-grace-ms",
         30_000,
         _int_range(0, 3_600_000),
         "how long a disconnected v2 peer keeps its place",
-    ),
-    "journal_max_events": Knob(
+    )
+    journal_max_events: int = knob(
         "SIGNALING_JOURNAL_MAX_EVENTS",
         "--journal-max-events",
         1024,
         _int_range(1, 1 << 24),
         "events kept per room for resume (older ones are folded into a snapshot)",
-    ),
-    "journal_max_bytes": Knob(
+    )
+    journal_max_bytes: int = knob(
         "SIGNALING_JOURNAL_MAX_BYTES",
         "--journal-max-bytes",
         1 << 20,
         _int_range(1024, 1 << 30),
         "bytes of events kept per room for resume",
-    ),
-    "journal_total_bytes": Knob(
+    )
+    journal_total_bytes: int = knob(
         "SIGNALING_JOURNAL_TOTAL_BYTES",
         "--journal-total-bytes",
         256 << 20,
         _int_range(1 << 20, 1 << 40),
         "bytes of events kept for all rooms together (least recently active trimmed first)",
-    ),
-    "ping_interval": Knob(
+    )
+    ping_interval: float = knob(
         "SIGNALING_PING_INTERVAL_S",
         "--ping-interval",
         20.0,
         _positive_float,
         "seconds of silence before the server pings a client",
-    ),
-    "ping_timeout": Knob(
+    )
+    ping_timeout: float = knob(
         "SIGNALING_PING_TIMEOUT_S",
         "--ping-timeout",
         20.0,
         _positive_float,
         "seconds a pinged client has to answer before it counts as disconnected",
-    ),
-    "shutdown_timeout": Knob(
+    )
+    shutdown_timeout: float = knob(
         "SIGNALING_SHUTDOWN_TIMEOUT_S",
         "--shutdown-timeout",
         10.0,
         _positive_float,
         "seconds SIGTERM waits for clients to close before exiting",
-    ),
-    "metrics_port": Knob(
+    )
+    metrics_port: int = knob(
         "SIGNALING_METRICS_PORT",
         "--metrics-port",
         9091,
         _int_range(0, 65535),
         "admin port serving /metrics (0 disables)",
-    ),
-    "log_format": Knob(
-        "SIGNALING_LOG_FORMAT", "--log-format", "text", _choice("text", "json"), "log format"
-    ),
-    "log_level": Knob(
+    )
+    log_format: str = knob(
+        "SIGNALING_LOG_FORMAT",
+        "--log-format",
+        "text",
+        _choice("text", "json"),
+        "log format",
+    )
+    log_level: str = knob(
         "SIGNALING_LOG_LEVEL",
         "--log-level",
         "info",
         _choice("debug", "info", "warning", "error"),
         "log level",
-    ),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    port: int = 8080
-    host: str = ""
-    room_timeout_ms: int = 300_000
-    room_id_digits: int = 4
-    max_members: int = 64
-    max_message_bytes: int = 65_536
-    send_buffer_bytes: int = 1 << 20
-    mailbox_size: int = 4096
-    resume_grace_ms: int = 30_000
-    journal_max_events: int = 1024
-    journal_max_bytes: int = 1 << 20
-    journal_total_bytes: int = 256 << 20
-    ping_interval: float = 20.0
-    ping_timeout: float = 20.0
-    shutdown_timeout: float = 10.0
-    metrics_port: int = 9091
-    log_format: str = "text"
-    log_level: str = "info"
+    )
 
     @property
     def room_timeout(self) -> float:
@@ -198,7 +203,7 @@ class Settings:
         return self.resume_grace_ms / 1000
 
 
-assert {f.name for f in fields(Settings)} == set(KNOBS), "Settings and KNOBS must match"
+KNOBS: dict[str, Knob] = {f.name: f.metadata["knob"] for f in fields(Settings)}
 
 
 def _table() -> str:
@@ -213,8 +218,8 @@ def parser() -> argparse.ArgumentParser:
         epilog="environment variable, flag, default:\n" + _table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for name, knob in KNOBS.items():
-        p.add_argument(knob.flag, dest=name, metavar=knob.env, help=f"{knob.help} [{knob.env}]")
+    for name, k in KNOBS.items():
+        p.add_argument(k.flag, dest=name, metavar=k.env, help=f"{k.help} [{k.env}]")
     return p
 
 
@@ -223,15 +228,15 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     args = vars(parser().parse_args(argv))
     values: dict[str, Any] = {}
-    for name, knob in KNOBS.items():
+    for name, k in KNOBS.items():
         raw = args.get(name)
-        source = knob.flag if raw is not None else knob.env
+        source = k.flag if raw is not None else k.env
         if raw is None:
-            raw = env.get(knob.env)
+            raw = env.get(k.env)
         if raw is None:
             continue
         try:
-            values[name] = knob.parse(raw)
+            values[name] = k.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{source}={raw!r}: {exc}") from None
     return Settings(**values)
