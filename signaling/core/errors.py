@@ -20,6 +20,8 @@ ErrorCode = Literal[
     "resume_failed",
     "overloaded",
     "unavailable",
+    "rate_limited",
+    "unauthorized",
     "internal",
 ]
 
