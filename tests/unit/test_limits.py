@@ -54,7 +54,22 @@ def test_connection_limits_refuse_over_messages_and_bytes() -> None:
     assert lim2.admit(0.0, 100) == 0.0
     assert lim2.admit(0.0, 50) == pytest.approx(0.5) and lim2.refused == "bytes"
     # A refused message charges nothing: the message bucket still has its tokens.
-    assert lim2.messages.tokens == 999
+    assert lim2.msg_tokens == 999
+
+
+def test_unlimited_connection_limits_never_refuse() -> None:
+    lim = ConnectionLimits(Rate(0, 0), Rate(0, 0), Rate(0, 0), now=0.0)
+    assert all(lim.admit(0.0, 1 << 20) == 0.0 for _ in range(10_000))
+    assert lim.strike(0.0)
+
+
+def test_connection_limits_refill_over_time() -> None:
+    lim = ConnectionLimits(Rate(10, 10), Rate(1000, 1000), Rate(1, 3), now=0.0)
+    for _ in range(10):
+        lim.admit(0.0, 1)
+    assert lim.admit(0.05, 1) > 0
+    assert lim.admit(0.1, 1) == 0.0
+    assert lim.admit(10.0, 1) == 0.0 and lim.msg_tokens == 9  # capped at the burst
 
 
 def test_strikes_close_a_sustained_flood_but_not_an_occasional_overshoot() -> None:
