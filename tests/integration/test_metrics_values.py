@@ -22,6 +22,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 CLOSED_LABELS = {"protocol", "type", "code", "result", "backend", "le", "kind", "reason"}
 CLOSED_LABELS = {"protocol", "type", "code", "result", "backend", "le", "kind", "reason"}
 
+
 def scrape(server: Server) -> tuple[Samples, set[str], set[str]]:
     """(samples by (name, labels), every label value, label names of signaling_* samples)."""
     text = generate_latest(server.hub.metrics.registry()).decode()
