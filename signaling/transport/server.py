@@ -21,7 +21,9 @@ from signaling.journal import Journal, MemoryJournal
 from signaling.rooms.supervisor import Supervisor
 from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import Tracing
+from signaling.transport.admission import Admission
 from signaling.transport.connection import Connection
+from signaling.transport.tls import Certificates
 
 log = logging.getLogger("signaling.transport.server")
 
@@ -52,6 +54,8 @@ class Hub:
             mailbox_size=settings.mailbox_size,
             resume_grace=settings.resume_grace,
         )
+        # Limits, origins and tokens: one process-wide policy every session asks.
+        self.admission = Admission.from_settings(settings, self.metrics)
         self.connections: set[Connection] = set()
         self.ready = False
         # Set when draining and the last open WebSocket is gone (see Connection.connection_lost).
@@ -95,14 +99,23 @@ class Server:
         self._admin: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self.certificates = (
+            Certificates(settings.tls_cert_file, settings.tls_key_file) if settings.tls else None
+        )
 
     async def start(self) -> None:
         s = self.settings
         hub = self.hub
         loop = hub.loop
         host = s.host or None
+        certs = self.certificates
         self._listener = await loop.create_server(
-            lambda: Connection(hub), host, s.port, reuse_address=True, backlog=4096
+            lambda: Connection(hub),
+            host,
+            s.port,
+            reuse_address=True,
+            backlog=4096,
+            ssl=certs.listener if certs is not None else None,
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         if s.metrics_port:
@@ -116,10 +129,12 @@ class Server:
         self._sweeper = loop.create_task(self._sweep())
         hub.ready = True
         log.info(
-            "listening on %s:%d (metrics %s)",
+            "listening on %s:%d%s (metrics %s; at most %d WebSockets)",
             s.host or "*",
             self.port,
+            " with TLS" if certs is not None else "",
             self.metrics_port if s.metrics_port else "off",
+            hub.admission.max_connections,
         )
 
     async def _sweep(self) -> None:
@@ -144,6 +159,14 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def reload(self) -> None:
+        """SIGHUP: reload the TLS certificate and key (open connections are kept)."""
+        if self.certificates is None:
+            log.info("SIGHUP: nothing to reload (TLS is off)")
+            return
+        self.certificates.reload()
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("received %s: draining", sig.name)
