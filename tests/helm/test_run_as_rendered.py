@@ -34,6 +34,17 @@ REQUIRE_ENGINE = os.environ.get("SIGNALING_REQUIRE_DOCKER") == "1"
 IMAGE_REPOSITORY = "signaling"
 IMAGE_TAG = "helm-test"
 BUILD_TIMEOUT_S = 480.0
+# As tests/container does: the official base, or the local one where no registry is reachable.
+DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
+LOCAL_BASE_IMAGE = "signaling-base:bookworm"
+
+
+def has_image(engine: Any, name: str) -> bool:
+    try:
+        engine.images.get(name)
+    except Exception:
+        return False
+    return True
 
 
 def unavailable(reason: str) -> None:
@@ -63,7 +74,9 @@ def image(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     if given:
         return given
     tag = f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
-    base = os.environ.get("SIGNALING_TEST_BASE_IMAGE", "python:3.11-slim-bookworm")
+    base = os.environ.get("SIGNALING_TEST_BASE_IMAGE") or DEFAULT_BASE_IMAGE
+    if "SIGNALING_TEST_BASE_IMAGE" not in os.environ and not has_image(engine, base):
+        base = LOCAL_BASE_IMAGE if has_image(engine, LOCAL_BASE_IMAGE) else base
     log = tmp_path_factory.mktemp("helm-image") / "build.log"
     with log.open("w") as out:
         proc = subprocess.run(
@@ -212,7 +225,7 @@ async def test_rendered_pod_runs_answers_its_probes_and_stops_within_its_grace(p
     assert code == 0 and out.decode().split() == [pod.kwargs["user"].split(":")[0], "False"]
 
     # A client in a room, so the drain has someone to close.
-    client = await Client.connect(f"ws://127.0.0.1:{pod.ports['http']}/", False, close_timeout=3)
+    client = await Client.open(f"ws://127.0.0.1:{pod.ports['http']}/", close_timeout=3)
     await client.create()
 
     # Deletion: the grace period starts, the kubelet runs preStop, then sends SIGTERM.
@@ -228,8 +241,8 @@ async def test_rendered_pod_runs_answers_its_probes_and_stops_within_its_grace(p
     await asyncio.to_thread(pod.container.kill, signal="SIGTERM")
     remaining = deadline - time.monotonic()
     assert remaining > 0, "the preStop pause used up the whole grace period"
-    await asyncio.wait_for(client.ws.wait_closed(), remaining)
-    assert client.ws.close_code == 1001
+    code_and_reason = await client.closed(remaining)
+    assert code_and_reason[0] == 1001, code_and_reason
     result = await asyncio.to_thread(
         pod.container.wait, timeout=max(deadline - time.monotonic(), 0.1)
     )
