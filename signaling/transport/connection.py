@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
@@ -33,7 +34,7 @@ from signaling.core import commands as c
 from signaling.core import wire
 from signaling.core.errors import ErrorCode
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
-from signaling.rooms.actor import RoomHandle
+from signaling.rooms.peer import RoomHandle
 from signaling.transport.framing import MAX_HEADER, frame_size
 
 try:
@@ -79,7 +80,10 @@ class Connection(asyncio.Protocol):
         self.hub = hub
         self.peer_id = str(uuid.uuid4())
         self.protocol: c.Protocol = 1
+        # Where this client's commands go (the room it asked for last) and the room whose
+        # journal lists it as a member; they differ while a create/join/resume is pending.
         self.room: RoomHandle | None = None
+        self.home: RoomHandle | None = None
         self.opened = False
         self.closed = False
         self.out: list[bytes] = []
@@ -237,16 +241,20 @@ class Connection(asyncio.Protocol):
             hub.metrics.connections_open["v2" if self.protocol == 2 else "v1"] -= 1
             if not hub.ready and not any(conn.opened for conn in hub.connections):
                 hub.all_closed.set()
-        room = self.room
-        if room is not None:
-            self.room = None
-            now = hub.loop.time()
-            command: c.Command = (
-                c.Detach(self.peer_id, now)
-                if self.protocol == 2
-                else c.Leave(self.peer_id, "disconnected", now)
-            )
-            room.mailbox.post((command, None, None), force=True)
+        room, home = self.room, self.home
+        self.room = None
+        if home is not None:
+            self._disconnect(home, self.peer_id)
+        if room is not None and room is not home:
+            self._disconnect(room, self.peer_id)  # queued behind the pending entry
+
+    def _disconnect(self, room: RoomHandle, peer_id: str) -> None:
+        """This socket is gone: v2 members are detached (resumable), v1 members leave."""
+        now = time.time()
+        command: c.Command = (
+            c.Detach(peer_id, now) if self.protocol == 2 else c.Leave(peer_id, "disconnected", now)
+        )
+        room.mailbox.post((command, None), force=True)
 
     # ---- inbound ---------------------------------------------------------------------------
 
@@ -256,7 +264,7 @@ class Connection(asyncio.Protocol):
         path = request.path.partition("?")[0]
         upgrade = "upgrade" in request.headers.get("Connection", "").lower()
         if path in HEALTH_PATHS and not upgrade:
-            ready = path == "/healthz" or hub.ready
+            ready = path == "/healthz" or hub.accepting
             ws.send_response(ws.reject(200 if ready else 503, "ok\n" if ready else "draining\n"))
             return
         if not hub.ready:
@@ -372,8 +380,8 @@ class Connection(asyncio.Protocol):
             if self.protocol == 2:
                 to = wire.optional_str(msg, "to")
                 traceparent = self._traceparent(msg)
-            command = c.Signal(self.peer_id, payload, to, self.last_seen)
-            if not room.mailbox.post((command, self, traceparent)):
+            command = c.Signal(self.peer_id, payload, to, time.time(), traceparent)
+            if not room.mailbox.post((command, self)):
                 self.error("overloaded", "Room is busy; retry later")
             return
         if kind not in wire.MESSAGE_TYPES or (self.protocol == 1 and kind in wire.V2_ONLY_TYPES):
@@ -395,38 +403,40 @@ class Connection(asyncio.Protocol):
             raise wire.WireError("bad_message", "Field 'traceparent' is not a W3C traceparent")
         return tp
 
-    # Entering a room leaves the current one, but only once the new one is certain: a
-    # failed create, join or resume leaves the client where it was, as the seed does.
+    # Entering a room leaves the current one, but only once the new one is certain: the
+    # client's commands go to the new room at once (so they follow the entry in order), and
+    # the room it was in hears ``Leave`` only when the new room's journal has it
+    # (``entered``). A refused or failed create, join or resume leaves the client exactly
+    # where it was, as the seed does (``refused``).
 
     def _create(self) -> None:
         handle = self.hub.supervisor.create()
         if handle is None:
             self.error("rooms_exhausted", "No free room id; try again later")
             return
-        self._leave_current()
         token, token_digest = _new_token() if self.protocol == 2 else (None, "")
+        command = c.Create(self.peer_id, self.protocol, token_digest, time.time(), token)
+        handle.mailbox.post((command, self), force=True)
         self.room = handle
-        command = c.Create(self.peer_id, self.protocol, token_digest, self.hub.loop.time())
-        handle.mailbox.post((command, self, token), force=True)
 
     def _join(self, room_id: str) -> None:
         handle = self.hub.supervisor.get(room_id)
         if handle is None:
             self.error(ROOM_NOT_FOUND.code, ROOM_NOT_FOUND.message)
             return
-        self._leave_current()
         token, token_digest = _new_token() if self.protocol == 2 else (None, "")
-        command = c.Join(self.peer_id, self.protocol, token_digest, self.hub.loop.time())
-        self._enter(handle, command, token)
+        command = c.Join(self.peer_id, self.protocol, token_digest, time.time(), token)
+        self._enter(handle, command)
 
     def _leave(self) -> None:
-        room = self.room
+        room, home = self.room, self.home
         if room is None:
             self.error("not_in_room", "Not in a room")
             return
         self.room = None
-        command = c.Leave(self.peer_id, "left", self.hub.loop.time())
-        room.mailbox.post((command, self, True), force=True)
+        if home is not None and home is not room:
+            home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
+        room.mailbox.post((c.Leave(self.peer_id, "left", time.time()), self), force=True)
 
     def _resume(self, msg: wire.Inbound) -> None:
         room_id = wire.require_str(msg, "roomId")
@@ -438,24 +448,34 @@ class Connection(asyncio.Protocol):
             self.hub.metrics.resumes["failed"] += 1
             self.error(RESUME_FAILED.code, RESUME_FAILED.message)
             return
-        self._leave_current()
-        command = c.Resume(peer_id, digest(token), last_seq, self.hub.loop.time())
-        self._enter(handle, command, None)
+        self._enter(handle, c.Resume(peer_id, digest(token), last_seq, time.time()))
 
-    def _enter(self, handle: RoomHandle, command: c.Command, extra: str | None) -> None:
-        """Route this client to ``handle`` now, so later signals follow the command in
-        order; the actor clears it again if it refuses the command."""
-        self.room = handle
-        if not handle.mailbox.post((command, self, extra)):
-            self.room = None
+    def _enter(self, handle: RoomHandle, command: c.Command) -> None:
+        if not handle.mailbox.post((command, self)):
             self.error("overloaded", "Room is busy; retry later")
+            return
+        self.room = handle
 
-    def _leave_current(self) -> None:
-        room = self.room
-        if room is not None:
+    # ---- rooms.peer.Peer: told by the room once its journal decided ----------------------
+
+    def entered(self, room: RoomHandle, peer_id: str) -> None:
+        home = self.home
+        if home is not None and home is not room:
+            home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
+        self.home = room
+        self.peer_id = peer_id
+        if self.closed:  # gone while the entry was pending: leave the new room too
+            self._disconnect(room, peer_id)
+
+    def refused(self, room: RoomHandle) -> None:
+        if self.room is room:
+            self.room = self.home
+
+    def evicted(self, room: RoomHandle) -> None:
+        if self.home is room:
+            self.home = None
+        if self.room is room:
             self.room = None
-            command = c.Leave(self.peer_id, "left", self.hub.loop.time())
-            room.mailbox.post((command, self, False), force=True)
 
     # ---- outbound --------------------------------------------------------------------------
 
@@ -540,11 +560,11 @@ class Connection(asyncio.Protocol):
             return
         settings = self.hub.settings
         if not self.opened:
-            if now - self.created > 10.0:
+            if now - self.created > settings.handshake_timeout:
                 self.abort()
             return
         if self.closing_since:
-            if now - self.closing_since > 5.0:
+            if now - self.closing_since > settings.close_timeout:
                 self.abort()
             return
         idle = now - self.last_seen

@@ -64,6 +64,12 @@ class Hub:
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
 
+    @property
+    def accepting(self) -> bool:
+        """What ``/readyz`` answers: serving (not draining) and the journal is not failing
+        again and again (``Supervisor.journal_healthy``; a probe brings it back)."""
+        return self.ready and self.supervisor.journal_healthy
+
     def mark_dirty(self, conn: Connection) -> None:
         """Coalesce writes: every dirty connection is flushed once, at the next loop turn."""
         self._dirty.append(conn)

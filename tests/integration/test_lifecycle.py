@@ -323,7 +323,7 @@ async def _payload_flows(port: int) -> None:
             f'{{"type":"{MARKER}-{IP}"}}',
             json.dumps({"type": "signal", "payload": SDP, "traceparent": MARKER}),
             json.dumps({"type": "signal", "payload": SDP, "to": IP}),
-            json.dumps({"type": "join", "roomId": f"{MARKER}-{IP}"}),  # leaves `room` too
+            json.dumps({"type": "join", "roomId": f"{MARKER}-{IP}"}),  # stays in `room`
             json.dumps(
                 {
                     "type": "resume",
@@ -333,7 +333,7 @@ async def _payload_flows(port: int) -> None:
                     "lastSeq": 0,
                 }
             ),
-            json.dumps({"type": "signal", "payload": SDP}),  # not in a room any more
+            json.dumps({"type": "signal", "payload": SDP, "to": MARKER}),  # still in `room`
         ):
             await bad.send(frame)
             assert (await bad.recv())["type"] == "error", frame

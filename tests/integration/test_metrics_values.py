@@ -20,6 +20,7 @@ from tests.support.waiting import eventually
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 # Label names the signaling_* families may use: closed sets only (plus histogram "le").
 CLOSED_LABELS = {"protocol", "type", "code", "result", "backend", "le", "kind", "reason"}
+CLOSED_LABELS = {"protocol", "type", "code", "result", "backend", "le", "kind", "reason"}
 
 
 def scrape(server: Server) -> tuple[Samples, set[str], set[str]]:
