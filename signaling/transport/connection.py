@@ -35,6 +35,7 @@ from signaling.core import wire
 from signaling.core.errors import ErrorCode
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
 from signaling.rooms.peer import RoomHandle
+from signaling.telemetry.logs import FaultAdapter, FaultLog
 from signaling.transport import http
 from signaling.transport.framing import MAX_HEADER, frame_size
 
@@ -47,7 +48,11 @@ if TYPE_CHECKING:
     from signaling.transport.server import Hub
 
 log = logging.getLogger("signaling.transport.connection")
-_ws_log = logging.getLogger("websockets.server")
+# Everything a client can provoke is logged through this, once per cause per interval.
+faults = FaultLog(log)
+_ws_log = FaultAdapter(FaultLog(logging.getLogger("websockets.server")))
+# Close codes that mean "the client sent something wrong" when the server sends them.
+CLIENT_FAULTS = {1002: "protocol error", 1007: "invalid data", 1008: "policy", 1009: "too big"}
 
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
@@ -114,30 +119,51 @@ class Connection(asyncio.Protocol):
         self.hub.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_seen = self.hub.loop.time()
-        self.ping_sent = False
-        ws = self.ws
-        state = ws.state
-        if state is OPEN:
-            pos = 0
-            if self._partial is not None:
-                pos = self._complete_partial(data)
-                if pos == len(data) or self.closed or ws.state is not OPEN:
-                    self._frames_in(data, pos)  # nothing, or what follows a close
-                    self._pump()
-                    return
-            if not self._skip and not self._head and ws.current_size is None:
-                # At a frame boundary of websockets' parser: the common case, whole text
-                # frames, is handled without it (and without waking it: no _pump).
-                pos = self._take_text_frames(data, pos)
-                if pos == len(data) or self.closed:
-                    return
-            self._frames_in(data, pos)
-        elif state is CONNECTING:
-            self._request_in(data)
-        else:  # closing: websockets reads the peer's close frame or discards
-            self._feed(data)
-        self._pump()
+        try:
+            self.last_seen = self.hub.loop.time()
+            self.ping_sent = False
+            ws = self.ws
+            state = ws.state
+            if state is OPEN:
+                pos = 0
+                if self._partial is not None:
+                    pos = self._complete_partial(data)
+                    if pos == len(data) or self.closed or ws.state is not OPEN:
+                        self._frames_in(data, pos)  # nothing, or what follows a close
+                        self._pump()
+                        return
+                if not self._skip and not self._head and ws.current_size is None:
+                    # At a frame boundary of websockets' parser: the common case, whole text
+                    # frames, is handled without it (and without waking it: no _pump).
+                    pos = self._take_text_frames(data, pos)
+                    if pos == len(data) or self.closed:
+                        return
+                self._frames_in(data, pos)
+            elif state is CONNECTING:
+                self._request_in(data)
+            else:  # closing: websockets reads the peer's close frame or discards
+                self._feed(data)
+            self._pump()
+        except Exception:
+            # A bug, not the client's fault, but client bytes reached it: one line per
+            # interval (with the traceback), a 1011 close for this client, nobody else hurt.
+            faults.fault(
+                "internal",
+                "internal error on client input; closing with 1011",
+                level=logging.ERROR,
+                exc_info=True,
+                peer=self.peer_id,
+            )
+            self._internal_error()
+
+    def _internal_error(self) -> None:
+        if self.closed:
+            return
+        if self.ws.state is OPEN:
+            self.ws.fail(1011, "internal error")
+            self._pump()
+        if not self.closed:
+            self.abort()
 
     def _frames_in(self, data: bytes, pos: int = 0) -> None:
         """Frames of an open connection: the fast path at frame boundaries, websockets
@@ -243,6 +269,8 @@ class Connection(asyncio.Protocol):
         """Answer one request; without ``head`` (an error) or keep-alive, close after it."""
         keep = head is not None and head.keep_alive
         only = head is not None and head.method == "HEAD"
+        if status >= 400 and status != 503:
+            faults.fault(f"http_{status}", "HTTP request answered %d", status)
         transport = self.transport
         transport.write(http.response(status, body, head_only=only, keep_alive=keep, allow=allow))
         if not keep:
@@ -268,6 +296,16 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        sent = self.ws.close_sent
+        if sent is not None and sent.code in CLIENT_FAULTS and not self.ws.close_rcvd_then_sent:
+            faults.fault(
+                f"close_{sent.code}",
+                "client closed for %s (%d): %s",
+                CLIENT_FAULTS[sent.code],
+                sent.code,
+                sent.reason,
+                peer=self.peer_id,
+            )
         hub = self.hub
         hub.connections.discard(self)
         if self.opened:
@@ -578,7 +616,9 @@ class Connection(asyncio.Protocol):
         self.out = []
         self.out_bytes = 0
         self.hub.metrics.slow_consumers += 1
-        log.warning("slow consumer disconnected", extra={"peer": self.peer_id})
+        faults.fault(
+            "slow_consumer", "slow consumer disconnected", level=logging.WARNING, peer=self.peer_id
+        )
         self.transport.abort()
 
     def close(self, code: int, reason: str) -> None:
@@ -610,7 +650,7 @@ class Connection(asyncio.Protocol):
             return
         idle = now - self.last_seen
         if idle > settings.ping_interval + settings.ping_timeout:
-            log.info("no pong: disconnecting", extra={"peer": self.peer_id})
+            faults.fault("no_pong", "no pong: disconnecting", peer=self.peer_id)
             self.abort()
         elif idle > settings.ping_interval and not self.ping_sent:
             self.ping_sent = True

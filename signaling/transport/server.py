@@ -19,6 +19,7 @@ from signaling.config import Settings
 from signaling.core.room import RoomPolicy
 from signaling.journal import Journal, MemoryJournal
 from signaling.rooms.supervisor import Supervisor
+from signaling.telemetry.logs import flush_faults
 from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import Tracing
 from signaling.transport.admission import Admission
@@ -152,6 +153,7 @@ class Server:
             now = hub.loop.time()
             for conn in list(hub.connections):
                 conn.check(now)
+            flush_faults()
 
     def stop(self) -> None:
         self._stop.set()
