@@ -82,6 +82,7 @@ class RoomActor:
         tracing: Tracing,
         resume_grace: float,
         on_expired: Callable[[str], None],
+        batch_limit: int = 256,
     ) -> None:
         self.handle = handle
         self.room_id = handle.room_id
@@ -93,6 +94,9 @@ class RoomActor:
         self.tracing = tracing
         self.resume_grace = resume_grace
         self.on_expired = on_expired
+        # Fairness: at most this many messages per turn, then other rooms and the
+        # sockets get the loop (a flooding room delays the others by one bounded batch).
+        self.batch_limit = batch_limit
         self.loop = asyncio.get_running_loop()
         # Grace timers of detached members, by (peer id, seq of the detachment).
         self._grace: dict[tuple[str, int], asyncio.TimerHandle] = {}
@@ -117,11 +121,13 @@ class RoomActor:
         try:
             while not mailbox.closed:
                 try:
-                    batch = await mailbox.take()
+                    batch = await mailbox.take(self.batch_limit)
                 except MailboxClosed:
                     return
                 depth.observe(len(batch))
                 await self._process(batch)
+                if len(mailbox):  # a backlog beyond one batch: yield before the next
+                    await asyncio.sleep(0)
         finally:
             self.stop_timers()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from signaling.core.room import RoomPolicy, RoomState, replay
 from signaling.journal import Journal
@@ -33,8 +34,13 @@ class Supervisor:
         room_id_digits: int = 4,
         mailbox_size: int = 4096,
         resume_grace: float = 30.0,
+        room_batch: int = 256,
+        on_retired: Callable[[str], None] | None = None,
     ) -> None:
         self.journal = journal
+        self.room_batch = room_batch
+        # Told when a room is gone for good (the admission layer frees its creator's slot).
+        self.on_retired = on_retired
         self.metrics = metrics
         self.tracing = tracing
         self.policy = policy
@@ -75,6 +81,7 @@ class Supervisor:
             self.tracing,
             self.resume_grace,
             self._retire,
+            batch_limit=self.room_batch,
         )
         task = asyncio.get_running_loop().create_task(actor.run(), name=f"room-{handle.room_id}")
         self._actors[handle.room_id] = actor
@@ -113,6 +120,8 @@ class Supervisor:
         self.journal.delete(room_id)
         self.metrics.rooms_live -= 1
         log.info("room expired", extra={"room": room_id})
+        if self.on_retired is not None:
+            self.on_retired(room_id)
 
     async def close(self) -> None:
         self._closing = True

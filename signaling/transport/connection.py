@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
@@ -35,6 +36,7 @@ from signaling.core.errors import ErrorCode
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
 from signaling.rooms.actor import RoomHandle
 from signaling.transport.framing import MAX_HEADER, frame_size
+from signaling.transport.session import Refuse, Session
 
 try:
     from websockets.speedups import apply_mask
@@ -79,7 +81,7 @@ class Connection(asyncio.Protocol):
         self.hub = hub
         self.peer_id = str(uuid.uuid4())
         self.protocol: c.Protocol = 1
-        self.room: RoomHandle | None = None
+        self._room: RoomHandle | None = None
         self.opened = False
         self.closed = False
         self.out: list[bytes] = []
@@ -101,11 +103,38 @@ class Connection(asyncio.Protocol):
             logger=_ws_log,
         )
         self.transport: asyncio.Transport
+        # Admission and protocol state (sans-I/O); the per-message buckets are read
+        # directly on the hot path.
+        self.session = Session(hub.admission, None, self.created)
+        self._limits = self.session.limits
+        self._socket_counted = False
+        self._expiry: asyncio.TimerHandle | None = None
+
+    @property
+    def room(self) -> RoomHandle | None:
+        return self._room
+
+    @room.setter
+    def room(self, handle: RoomHandle | None) -> None:
+        """Where this client's messages go; set here and by its room's actor (which
+        clears it when it refuses an entry). The session follows: in a room or not."""
+        self._room = handle
+        session = self.session
+        if handle is not None:
+            session.entered(self.hub.loop.time())
+        else:
+            session.left(self.hub.loop.time())
 
     # ---- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        if not self.hub.admission.socket_opened():
+            # Far over the connection cap: not even a health probe is answered.
+            self.closed = True
+            self.transport.abort()
+            return
+        self._socket_counted = True
         self.hub.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -232,14 +261,21 @@ class Connection(asyncio.Protocol):
         self.closed = True
         hub = self.hub
         hub.connections.discard(self)
+        if self._socket_counted:
+            self._socket_counted = False
+            hub.admission.socket_closed()
+            self.session.closed(hub.loop.time())
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self.opened:
             self.opened = False
             hub.metrics.connections_open["v2" if self.protocol == 2 else "v1"] -= 1
             if not hub.ready and not any(conn.opened for conn in hub.connections):
                 hub.all_closed.set()
-        room = self.room
+        room = self._room
         if room is not None:
-            self.room = None
+            self._room = None
             now = hub.loop.time()
             command: c.Command = (
                 c.Detach(self.peer_id, now)
@@ -262,9 +298,34 @@ class Connection(asyncio.Protocol):
         if not hub.ready:
             ws.send_response(ws.reject(503, "Server is shutting down.\n"))
             return
+        now = hub.loop.time()
+        peer = self.transport.get_extra_info("peername")
+        offered = [
+            p.strip()
+            for value in request.headers.get_all("Sec-WebSocket-Protocol")
+            for p in value.split(",")
+        ]
+        session = self.session
+        reject = session.handshake(
+            peer[0] if isinstance(peer, tuple) else None,
+            request.path,
+            list(request.headers.raw_items()),
+            offered,
+            now,
+            time.time(),
+        )
+        if reject is not None:
+            refusal = ws.reject(reject.status, reject.body)
+            if reject.retry_after is not None:
+                refusal.headers["Retry-After"] = str(reject.retry_after)
+            ws.send_response(refusal)
+            return
         response = ws.accept(request)
         ws.send_response(response)
         if response.status_code == 101:
+            session.opened(now)
+            if session.expires_at is not None:
+                self._expiry = hub.loop.call_at(session.expires_at, self._check_now)
             self.opened = True
             self.protocol = 2 if ws.subprotocol == V2 else 1
             version = "v2" if self.protocol == 2 else "v1"
@@ -334,12 +395,19 @@ class Connection(asyncio.Protocol):
         if self.ws.state is not OPEN:
             return
         if op is BINARY:
+            if self._limits.admit(self.last_seen, len(data)):
+                self._refuse(self.session.message(len(data), self.last_seen))
+                return
             self.hub.metrics.received["invalid"] += 1
             self.error("bad_message", "Binary frames are not supported; send JSON text")
             return
         self._text(data)
 
     def _text(self, data: bytes) -> None:
+        if self._limits.admit(self.last_seen, len(data)):
+            # Over a per-connection limit: refused before it is even parsed.
+            self._refuse(self.session.message(len(data), self.last_seen))
+            return
         try:
             text = data.decode()
         except UnicodeDecodeError:
@@ -399,10 +467,18 @@ class Connection(asyncio.Protocol):
     # failed create, join or resume leaves the client where it was, as the seed does.
 
     def _create(self) -> None:
+        session = self.session
+        now = self.hub.loop.time()
+        refused = session.may_create(now)
+        if refused is not None:
+            self._refuse(refused)
+            return
         handle = self.hub.supervisor.create()
         if handle is None:
+            session.create_failed(now)
             self.error("rooms_exhausted", "No free room id; try again later")
             return
+        session.created(handle.room_id, now)
         self._leave_current()
         token, token_digest = _new_token() if self.protocol == 2 else (None, "")
         self.room = handle
@@ -410,6 +486,10 @@ class Connection(asyncio.Protocol):
         handle.mailbox.post((command, self, token), force=True)
 
     def _join(self, room_id: str) -> None:
+        refused = self.session.may_join(room_id, self.hub.loop.time())
+        if refused is not None:
+            self._refuse(refused)
+            return
         handle = self.hub.supervisor.get(room_id)
         if handle is None:
             self.error(ROOM_NOT_FOUND.code, ROOM_NOT_FOUND.message)
@@ -433,6 +513,10 @@ class Connection(asyncio.Protocol):
         peer_id = wire.require_str(msg, "peerId")
         token = wire.require_str(msg, "resumeToken")
         last_seq = wire.require_seq(msg, "lastSeq")
+        refused = self.session.may_resume(room_id, self.hub.loop.time())
+        if refused is not None:
+            self._refuse(refused)
+            return
         handle = self.hub.supervisor.get(room_id)
         if handle is None:
             self.hub.metrics.resumes["failed"] += 1
@@ -459,7 +543,26 @@ class Connection(asyncio.Protocol):
 
     # ---- outbound --------------------------------------------------------------------------
 
+    def _refuse(self, refused: Refuse | None) -> None:
+        """An admission refusal: the error reply, and a 1008 close when it says so."""
+        if refused is None:
+            return
+        if refused.retry_after_ms is None:
+            self.error(refused.code, refused.message)
+        else:
+            self.hub.metrics.errors[refused.code] += 1
+            self.write(
+                wire.text_frame(
+                    wire.error(refused.code, refused.message, retry_after_ms=refused.retry_after_ms)
+                )
+            )
+        if refused.close:
+            self.close(1008, "rate limit exceeded" if refused.code == "rate_limited" else "")
+
     def error(self, code: ErrorCode, message: str) -> None:
+        if code in ("room_not_found", "resume_failed"):
+            # A failed entry: charged to the client's address (the brute-force guard).
+            self.session.failed(code, self.hub.loop.time())
         self.hub.metrics.errors[code] += 1
         key = (code, message)
         frame = _error_frames.get(key)
@@ -525,9 +628,14 @@ class Connection(asyncio.Protocol):
         if self.closed or self.ws.state is not OPEN:
             return
         self.flush()
+        self.session.closing()
         self.ws.send_close(code, reason)
         self.closing_since = self.hub.loop.time()
         self._pump()
+
+    def _check_now(self) -> None:
+        self._expiry = None
+        self.check(self.hub.loop.time())
 
     def abort(self) -> None:
         if not self.closed:
@@ -539,6 +647,13 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         settings = self.hub.settings
+        if self.opened and not self.closing_since:
+            due = self.session.due(now)
+            if due is not None:
+                if due.error is not None:
+                    self._refuse(due.error)
+                self.close(due.code, due.reason)
+                return
         if not self.opened:
             if now - self.created > 10.0:
                 self.abort()
