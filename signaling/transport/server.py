@@ -69,6 +69,12 @@ class Hub:
     def _room_retired(self, room_id: str) -> None:
         self.admission.room_retired(room_id, self.loop.time())
 
+    @property
+    def accepting(self) -> bool:
+        """What ``/readyz`` answers: serving (not draining) and the journal is not failing
+        again and again (``Supervisor.journal_healthy``; a probe brings it back)."""
+        return self.ready and self.supervisor.journal_healthy
+
     def mark_dirty(self, conn: Connection) -> None:
         """Coalesce writes: every dirty connection is flushed once, at the next loop turn."""
         self._dirty.append(conn)
