@@ -5,23 +5,31 @@ No cluster can run here, so the pod spec is translated field by field: the image
 environment a kubelet assembles (envFrom the ConfigMap, env from the Secret, plus the
 service-link variables), runAsUser/runAsGroup, the read-only root file system, the
 dropped capabilities, no privilege escalation, the emptyDir mounts as tmpfs, the memory
-limit and the container ports. Then each probe is asked what the kubelet asks, and the
-pod is stopped as a kubelet stops it: preStop, then SIGTERM, all within the grace period.
+limit, the container ports and the secret volumes (as read-only bind mounts). Then each
+probe is asked what the kubelet asks, and the pod is stopped as a kubelet stops it:
+preStop, then SIGTERM, all within the grace period. Once with the defaults, once with TLS
+(a throwaway CA's certificate in the chart-made Secret) and an HS256 JWT secret.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import os
+import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
+import trustme
 
 from tests.helm.chart import REPO_ROOT, container_env, memory_bytes, one, pod_spec, render
 from tests.support.client import Client
@@ -108,7 +116,28 @@ def kubelet_env(docs: list[dict[str, Any]]) -> dict[str, str]:
     return env
 
 
-def docker_run_kwargs(docs: list[dict[str, Any]]) -> dict[str, Any]:
+def secret_volume(
+    docs: list[dict[str, Any]], volume: dict[str, Any], fs_group: int, where: Path
+) -> Path:
+    """Write a secret volume's files as a kubelet does (keys or items, defaultMode, owned
+    by root:fsGroup) into a directory that is bind-mounted read-only."""
+    source = volume["secret"]
+    secret = one(docs, "Secret", source["secretName"])
+    items = source.get("items") or [{"key": k, "path": k} for k in secret["data"]]
+    where.mkdir(mode=0o755)
+    for item in items:
+        target = where / item["path"]
+        target.write_bytes(base64.b64decode(secret["data"][item["key"]]))
+        if os.geteuid() == 0:
+            os.chown(target, 0, fs_group)
+            target.chmod(source.get("defaultMode", 0o644))
+        else:  # cannot give the file to fsGroup: let everyone read it instead
+            target.chmod(0o444)
+    where.chmod(0o755)
+    return where
+
+
+def docker_run_kwargs(docs: list[dict[str, Any]], scratch: Path) -> dict[str, Any]:
     """The rendered pod spec, field by field, as docker run options."""
     pod = pod_spec(docs)
     (container,) = pod["containers"]
@@ -119,10 +148,16 @@ def docker_run_kwargs(docs: list[dict[str, Any]]) -> dict[str, Any]:
     assert sc["seccompProfile"]["type"] == "RuntimeDefault"  # Docker's default profile
     assert not sc.get("privileged")
     volumes = {v["name"]: v for v in pod["volumes"]}
-    tmpfs = {}
+    tmpfs, binds = {}, {}
     for mount in container.get("volumeMounts", []):
-        empty_dir = volumes[mount["name"]].get("emptyDir")
-        assert empty_dir is not None, f"only emptyDir volumes can run here: {mount}"
+        volume = volumes[mount["name"]]
+        if "secret" in volume:
+            assert mount.get("readOnly") is True, mount
+            host = secret_volume(docs, volume, pod_sc["fsGroup"], scratch / mount["name"])
+            binds[str(host)] = {"bind": mount["mountPath"], "mode": "ro"}
+            continue
+        empty_dir = volume.get("emptyDir")
+        assert empty_dir is not None, f"only emptyDir and secret volumes run here: {mount}"
         size = memory_bytes(empty_dir.get("sizeLimit", "64Mi"))
         tmpfs[mount["mountPath"]] = f"size={size},uid={user},gid={group},mode=0700"
     kwargs: dict[str, Any] = {
@@ -136,6 +171,7 @@ def docker_run_kwargs(docs: list[dict[str, Any]]) -> dict[str, Any]:
         "security_opt": [] if sc["allowPrivilegeEscalation"] else ["no-new-privileges"],
         "privileged": False,
         "tmpfs": tmpfs,
+        "volumes": binds,
         "mem_limit": memory_bytes(container["resources"]["limits"]["memory"]),
         "ports": {f"{p['containerPort']}/tcp": ("127.0.0.1", None) for p in container["ports"]},
         "detach": True,
@@ -150,11 +186,11 @@ def docker_run_kwargs(docs: list[dict[str, Any]]) -> dict[str, Any]:
 class Pod:
     """A running container standing for the pod, with its ports reachable on loopback."""
 
-    def __init__(self, engine: Any, docs: list[dict[str, Any]]) -> None:
+    def __init__(self, engine: Any, docs: list[dict[str, Any]], scratch: Path) -> None:
         self.docs = docs
         self.spec = pod_spec(docs)
         self.container_spec = self.spec["containers"][0]
-        self.kwargs = docker_run_kwargs(docs)
+        self.kwargs = docker_run_kwargs(docs, scratch)
         self.container = engine.containers.run(**self.kwargs)
         self.container.reload()
         published = self.container.attrs["NetworkSettings"]["Ports"]
@@ -171,8 +207,14 @@ class Pod:
         get = probe["httpGet"]
         port = self.ports[get["port"]] if isinstance(get["port"], str) else get["port"]
         url = f"{get.get('scheme', 'HTTP').lower()}://127.0.0.1:{port}{get['path']}"
+        # The kubelet does not verify the certificate of an HTTPS probe.
+        context = None
+        if url.startswith("https"):
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
+            with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
                 return int(resp.status)
         except urllib.error.HTTPError as err:
             return int(err.code)
@@ -194,18 +236,56 @@ class Pod:
         pytest.fail(f"{name} failed (last status {status}); logs:\n{self.logs()}", pytrace=False)
 
 
+@dataclass
+class Variant:
+    """Values to render, and how a client reaches the result."""
+
+    values: dict[str, Any]
+    ssl: ssl.SSLContext | None = None
+    token: str | None = None
+
+
+def tls_and_auth() -> Variant:
+    """TLS from a chart-made Secret (a throwaway CA's certificate) and HS256 tokens."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    secret = "chart-test-" + "k" * 32
+    client_ssl = ssl.create_default_context()
+    ca.configure_trust(client_ssl)
+    token = jwt.encode({"exp": int(time.time()) + 3600}, secret, algorithm="HS256")
+    values = {
+        "tls": {
+            "enabled": True,
+            "cert": b"".join(p.bytes() for p in cert.cert_chain_pems).decode(),
+            "key": cert.private_key_pem.bytes().decode(),
+        },
+        "auth": {"mode": "secret", "jwtSecret": secret},
+    }
+    return Variant(values, client_ssl, token)
+
+
+VARIANTS = {"defaults": Variant({}), "tls-and-auth": None}
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def variant(request: pytest.FixtureRequest) -> Variant:
+    return VARIANTS[request.param] or tls_and_auth()
+
+
 @pytest.fixture
-def pod(engine: Any, image: str) -> Iterator[Pod]:
+def pod(engine: Any, image: str, variant: Variant, tmp_path: Path) -> Iterator[Pod]:
     repository, tag = image.rsplit(":", 1)
-    docs = render({"image": {"repository": repository, "tag": tag}})
-    running = Pod(engine, docs)
+    docs = render({**variant.values, "image": {"repository": repository, "tag": tag}})
+    running = Pod(engine, docs, tmp_path)
     try:
         yield running
     finally:
         running.container.remove(force=True)
 
 
-async def test_rendered_pod_runs_answers_its_probes_and_stops_within_its_grace(pod: Pod) -> None:
+async def test_rendered_pod_runs_answers_its_probes_and_stops_within_its_grace(
+    pod: Pod, variant: Variant
+) -> None:
     host_config = pod.container.attrs["HostConfig"]
     assert host_config["ReadonlyRootfs"] is True and host_config["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host_config["SecurityOpt"]
@@ -225,7 +305,15 @@ async def test_rendered_pod_runs_answers_its_probes_and_stops_within_its_grace(p
     assert code == 0 and out.decode().split() == [pod.kwargs["user"].split(":")[0], "False"]
 
     # A client in a room, so the drain has someone to close.
-    client = await Client.open(f"ws://127.0.0.1:{pod.ports['http']}/", close_timeout=3)
+    scheme = "wss" if variant.ssl else "ws"
+    url = f"{scheme}://127.0.0.1:{pod.ports['http']}/"
+    if variant.token:
+        # The secret came from the chart's Secret through secretKeyRef, and the server took
+        # it (a secret it refuses, e.g. shorter than 32 bytes, exits with status 2).
+        env = dict(e.split("=", 1) for e in pod.container.attrs["Config"]["Env"])
+        assert env["SIGNALING_JWT_SECRET"] == variant.values["auth"]["jwtSecret"]
+        url += f"?token={variant.token}"
+    client = await Client.open(url, ssl=variant.ssl, close_timeout=3)
     await client.create()
 
     # Deletion: the grace period starts, the kubelet runs preStop, then sends SIGTERM.
