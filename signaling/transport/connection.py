@@ -50,6 +50,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("signaling.transport.connection")
 _ws_log = logging.getLogger("websockets.server")
 
+
+class _NoWireTraces(logging.Filter):
+    """websockets traces every request line, header and frame at debug level (``< ...``
+    and ``> ...``): tokens, cookies and payloads. Those never reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        return not (isinstance(msg, str) and msg[:2] in ("< ", "> "))
+
+
+_ws_log.addFilter(_NoWireTraces())
+
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 V2 = Subprotocol(wire.V2_SUBPROTOCOL)
