@@ -58,6 +58,30 @@ def _host(raw: str) -> str:
     return raw.strip()
 
 
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _urls(*schemes: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        urls = tuple(part.strip() for part in raw.split(",") if part.strip())
+        for url in urls:
+            if not url.startswith(schemes):
+                raise ValueError(f"{url!r} does not start with {' or '.join(schemes)}")
+        return urls
+
+    return parse
+
+
+def _secret(raw: str) -> str:
+    return raw.strip()
+
+
 def knob(env: str, flag: str, default: Any, parse: Callable[[str], Any], help: str) -> Any:
     """A ``Settings`` field: its default plus how to read it (the one place defaults live)."""
     return field(default=default, metadata={"knob": Knob(env, flag, default, parse, help)})
@@ -194,6 +218,42 @@ class Settings:
         "log level",
     )
 
+    demo_page: bool = knob(
+        "SIGNALING_DEMO_PAGE",
+        "--demo-page",
+        True,
+        _bool,
+        "serve the demo call page at / and the browser client at /client/ (false: neither)",
+    )
+    turn_urls: tuple[str, ...] = knob(
+        "SIGNALING_TURN_URLS",
+        "--turn-urls",
+        (),
+        _urls("turn:", "turns:"),
+        "TURN server URLs handed to v2 clients with credentials (comma-separated)",
+    )
+    turn_secret: str = knob(
+        "SIGNALING_TURN_SECRET",
+        "--turn-secret",
+        "",
+        _secret,
+        "secret shared with the TURN server (coturn static-auth-secret); or a _FILE",
+    )
+    turn_ttl_s: int = knob(
+        "SIGNALING_TURN_TTL_S",
+        "--turn-ttl",
+        3600,
+        _int_range(2, 7 * 86_400),
+        "seconds TURN credentials stay valid; fresh ones are sent a quarter early",
+    )
+    stun_urls: tuple[str, ...] = knob(
+        "SIGNALING_STUN_URLS",
+        "--stun-urls",
+        (),
+        _urls("stun:", "stuns:"),
+        "STUN server URLs handed to v2 clients (comma-separated)",
+    )
+
     @property
     def room_timeout(self) -> float:
         return self.room_timeout_ms / 1000
@@ -204,6 +264,8 @@ class Settings:
 
 
 KNOBS: dict[str, Knob] = {f.name: f.metadata["knob"] for f in fields(Settings)}
+# Secrets may come from a file named by ``<VARIABLE>_FILE`` (Kubernetes/Docker secrets).
+SECRET_FILE_KNOBS = ("turn_secret",)
 
 
 def _table() -> str:
@@ -233,10 +295,24 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         source = k.flag if raw is not None else k.env
         if raw is None:
             raw = env.get(k.env)
+        if raw is None and name in SECRET_FILE_KNOBS and env.get(f"{k.env}_FILE"):
+            source = f"{k.env}_FILE"
+            raw = _read_secret_file(env[source], source)
         if raw is None:
             continue
         try:
             values[name] = k.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{source}={raw!r}: {exc}") from None
-    return Settings(**values)
+    settings = Settings(**values)
+    if settings.turn_urls and not settings.turn_secret:
+        raise ConfigError("SIGNALING_TURN_URLS needs SIGNALING_TURN_SECRET (or its _FILE)")
+    return settings
+
+
+def _read_secret_file(path: str, source: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"{source}={path!r}: {exc.strerror}") from None

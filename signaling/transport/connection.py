@@ -30,7 +30,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from signaling.core import commands as c
-from signaling.core import wire
+from signaling.core import turn, wire
 from signaling.core.errors import ErrorCode
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
 from signaling.rooms.actor import RoomHandle
@@ -84,6 +84,7 @@ class Connection(asyncio.Protocol):
         self.ping_sent = False
         self.closing_since = 0.0
         self.created = self.last_seen = hub.loop.time()
+        self._ice_timer: asyncio.TimerHandle | None = None
         self._fragments: list[bytes] = []
         self._fragment_op: Opcode | None = None
         self.ws = ServerProtocol(
@@ -126,6 +127,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._ice_timer is not None:
+            self._ice_timer.cancel()
         hub = self.hub
         hub.connections.discard(self)
         if self.opened:
@@ -155,6 +158,11 @@ class Connection(asyncio.Protocol):
             ready = path == "/healthz" or hub.ready
             ws.send_response(ws.reject(200 if ready else 503, "ok\n" if ready else "draining\n"))
             return
+        if not upgrade:  # the demo page and the browser client (SIGNALING_DEMO_PAGE)
+            asset = hub.assets.response(path)
+            if asset is not None:
+                ws.send_response(asset)
+                return
         if not hub.ready:
             ws.send_response(ws.reject(503, "Server is shutting down.\n"))
             return
@@ -349,6 +357,26 @@ class Connection(asyncio.Protocol):
             room.mailbox.post((command, self, False), force=True)
 
     # ---- outbound --------------------------------------------------------------------------
+
+    def ice_servers(self) -> str | None:
+        """This peer's ICE servers (JSON) for a v2 room reply, with TURN credentials that a
+        timer replaces (``ice_servers`` message) a quarter TTL before they expire."""
+        policy = self.hub.ice
+        if self.protocol != 2 or not policy.enabled:
+            return None
+        if policy.refreshing:
+            if self._ice_timer is not None:
+                self._ice_timer.cancel()
+            self._ice_timer = self.hub.loop.call_later(policy.refresh_after, self._refresh_ice)
+        return turn.ice_servers_json(policy, self.peer_id, self.hub.wall_clock())
+
+    def _refresh_ice(self) -> None:
+        self._ice_timer = None
+        if self.closed or self.room is None:
+            return
+        servers = self.ice_servers()
+        if servers is not None:
+            self.write(wire.text_frame(turn.ice_servers_message(servers)))
 
     def error(self, code: ErrorCode, message: str) -> None:
         self.hub.metrics.errors[code] += 1
