@@ -6,7 +6,7 @@ IMAGE ?= signaling:dev
 BASE_IMAGE ?= python:3.11-slim-bookworm
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast test-container lint typecheck image base-image bench clean compat-deps
+.PHONY: run test test-fast test-container lint typecheck image base-image bench bench-shared clean compat-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,12 @@ image:
 base-image:
 	scripts/ci/base-image.sh signaling-base:bookworm
 
+# From the repository alone: the server on one CPU, `python -m signaling.loadtest` on another.
 bench: $(VENV)/.installed
+	PYTHON=$(PY) scripts/bench.sh
+
+# Beside the Node seed and PeerJS servers, with ../shared/bench (needs node and npm).
+bench-shared: $(VENV)/.installed
 	PROJECT_CMD="$(PY) -m signaling" ../shared/bench/run.sh
 
 clean:

@@ -7,8 +7,10 @@ variable) instead of surfacing as a strange runtime behaviour hours later.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -58,6 +60,10 @@ def _host(raw: str) -> str:
     return raw.strip()
 
 
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
 def _bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("true", "1", "yes", "on"):
@@ -78,13 +84,65 @@ def _urls(*schemes: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
-def _secret(raw: str) -> str:
-    return raw.strip()
+_PERIODS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
 
 
-def knob(env: str, flag: str, default: Any, parse: Callable[[str], Any], help: str) -> Any:
-    """A ``Settings`` field: its default plus how to read it (the one place defaults live)."""
-    return field(default=default, metadata={"knob": Knob(env, flag, default, parse, help)})
+def _rate(raw: str) -> str:
+    """``COUNT/PERIOD`` (``20/min``, ``4000/s``, ``20/600s``) or ``0`` (off); kept as text,
+    read with ``parse_rate``."""
+    value = raw.strip().lower().replace(" ", "")
+    parse_rate(value)
+    return value
+
+
+_PERIOD = re.compile(r"(\d+(?:\.\d+)?)?(s|sec|m|min|h)")
+
+
+def parse_rate(value: str) -> tuple[float, float]:
+    """``COUNT/PERIOD`` -> (tokens per second, burst); ``0`` -> (0, 0), meaning off."""
+    if value in ("0", "off"):
+        return 0.0, 0.0
+    count_text, slash, period_text = value.partition("/")
+    match = _PERIOD.fullmatch(period_text)
+    if not slash or match is None:
+        raise ValueError("must be COUNT/PERIOD such as 20/min, 4000/s or 20/600s, or 0 for off")
+    count = float(count_text)
+    period = float(match.group(1) or 1) * _PERIODS[match.group(2)]
+    if not (count >= 1 and math.isfinite(count) and period > 0):
+        raise ValueError("count must be at least 1 and the period positive")
+    return count / period, count
+
+
+def _networks(raw: str) -> str:
+    value = ",".join(p.strip() for p in raw.split(",") if p.strip())
+    for item in value.split(",") if value else ():
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+    return value
+
+
+def _origins(raw: str) -> str:
+    return ",".join(p.strip().rstrip("/").lower() for p in raw.split(",") if p.strip())
+
+
+def knob(
+    env: str,
+    flag: str,
+    default: Any,
+    parse: Callable[[str], Any],
+    help: str,
+    *,
+    secret: bool = False,
+) -> Any:
+    """A ``Settings`` field: its default plus how to read it (the one place defaults live).
+    A ``secret`` never shows in ``repr`` (so never in a log line)."""
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"knob": Knob(env, flag, default, parse, help)},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +261,164 @@ class Settings:
         _int_range(0, 65535),
         "admin port serving /metrics (0 disables)",
     )
+    # ---- abuse limits (README "Security" explains each default)
+    message_rate: str = knob(
+        "SIGNALING_MESSAGE_RATE",
+        "--message-rate",
+        "4000/s",
+        _rate,
+        "messages one connection may send (COUNT/PERIOD; burst COUNT); over it: rate_limited",
+    )
+    byte_rate: str = knob(
+        "SIGNALING_BYTE_RATE",
+        "--byte-rate",
+        "2097152/s",
+        _rate,
+        "message bytes one connection may send (COUNT/PERIOD); over it: rate_limited",
+    )
+    rate_limit_strikes: int = knob(
+        "SIGNALING_RATE_LIMIT_STRIKES",
+        "--rate-limit-strikes",
+        200,
+        _int_range(0, 1 << 30),
+        "refused messages (refilling at a tenth per second) before a connection is "
+        "closed with 1008; 0 never closes",
+    )
+    create_rate: str = knob(
+        "SIGNALING_CREATE_RATE",
+        "--create-rate",
+        "30/min",
+        _rate,
+        "room creations per client address (COUNT/PERIOD)",
+    )
+    failed_join_rate: str = knob(
+        "SIGNALING_FAILED_JOIN_RATE",
+        "--failed-join-rate",
+        "20/10min",
+        _rate,
+        "joins of unknown rooms per client address (COUNT/PERIOD); then every join waits",
+    )
+    failed_resume_rate: str = knob(
+        "SIGNALING_FAILED_RESUME_RATE",
+        "--failed-resume-rate",
+        "20/10min",
+        _rate,
+        "failed resumes per client address (COUNT/PERIOD); then every resume waits",
+    )
+    handshake_rate: str = knob(
+        "SIGNALING_HANDSHAKE_RATE",
+        "--handshake-rate",
+        "20/s",
+        _rate,
+        "WebSocket handshakes per client address (COUNT/PERIOD); over it: 429",
+    )
+    connections_per_address: int = knob(
+        "SIGNALING_CONNECTIONS_PER_ADDRESS",
+        "--connections-per-address",
+        100,
+        _int_range(0, 1 << 24),
+        "open WebSockets per client address (0 = no limit); over it: 429",
+    )
+    rooms_per_address: int = knob(
+        "SIGNALING_ROOMS_PER_ADDRESS",
+        "--rooms-per-address",
+        20,
+        _int_range(0, 1 << 24),
+        "live rooms created from one client address (0 = no limit); over it: rate_limited",
+    )
+    max_connections: int = knob(
+        "SIGNALING_MAX_CONNECTIONS",
+        "--max-connections",
+        0,
+        _int_range(0, 1 << 24),
+        "open sockets server-wide (0 = the file limit less a reserve); over it: 503",
+    )
+    roomless_timeout: float = knob(
+        "SIGNALING_ROOMLESS_TIMEOUT_S",
+        "--roomless-timeout",
+        300.0,
+        _positive_float,
+        "seconds a WebSocket may stay open without entering a room (closed with 1008)",
+    )
+    room_batch: int = knob(
+        "SIGNALING_ROOM_BATCH",
+        "--room-batch",
+        256,
+        _int_range(1, 1 << 20),
+        "messages a room handles before yielding to other rooms (fairness)",
+    )
+    # ---- access control (off by default, like the seed)
+    trusted_proxies: str = knob(
+        "SIGNALING_TRUSTED_PROXIES",
+        "--trusted-proxies",
+        "",
+        _networks,
+        "CIDRs whose X-Forwarded-For/Forwarded name the client address (comma-separated)",
+    )
+    allowed_origins: str = knob(
+        "SIGNALING_ALLOWED_ORIGINS",
+        "--allowed-origins",
+        "",
+        _origins,
+        "Origin values allowed to open a WebSocket (comma-separated; empty = any); else 403",
+    )
+    jwt_secret: str = knob(
+        "SIGNALING_JWT_SECRET",
+        "--jwt-secret",
+        "",
+        _text,
+        "HS256 secret (at least 32 bytes); setting any JWT key source requires a token",
+        secret=True,
+    )
+    jwt_secret_file: str = knob(
+        "SIGNALING_JWT_SECRET_FILE",
+        "--jwt-secret-file",
+        "",
+        _text,
+        "file holding the HS256 secret (instead of SIGNALING_JWT_SECRET)",
+    )
+    jwt_public_key_file: str = knob(
+        "SIGNALING_JWT_PUBLIC_KEY_FILE",
+        "--jwt-public-key-file",
+        "",
+        _text,
+        "PEM public key: RSA (RS256) or EC P-256 (ES256)",
+    )
+    jwt_jwks_file: str = knob(
+        "SIGNALING_JWT_JWKS_FILE",
+        "--jwt-jwks-file",
+        "",
+        _text,
+        "JWKS file (keys chosen by kid; reloaded on SIGHUP)",
+    )
+    jwt_audience: str = knob(
+        "SIGNALING_JWT_AUDIENCE",
+        "--jwt-audience",
+        "",
+        _text,
+        "required aud claim (empty = not checked)",
+    )
+    jwt_issuer: str = knob(
+        "SIGNALING_JWT_ISSUER",
+        "--jwt-issuer",
+        "",
+        _text,
+        "required iss claim (empty = not checked)",
+    )
+    tls_cert_file: str = knob(
+        "SIGNALING_TLS_CERT_FILE",
+        "--tls-cert-file",
+        "",
+        _text,
+        "PEM certificate chain; with the key file, serve wss:// and https (SIGHUP reloads)",
+    )
+    tls_key_file: str = knob(
+        "SIGNALING_TLS_KEY_FILE",
+        "--tls-key-file",
+        "",
+        _text,
+        "PEM private key of the certificate",
+    )
     log_format: str = knob(
         "SIGNALING_LOG_FORMAT",
         "--log-format",
@@ -236,8 +452,16 @@ class Settings:
         "SIGNALING_TURN_SECRET",
         "--turn-secret",
         "",
-        _secret,
-        "secret shared with the TURN server (coturn static-auth-secret); or a _FILE",
+        _text,
+        "secret shared with the TURN server (coturn static-auth-secret)",
+        secret=True,
+    )
+    turn_secret_file: str = knob(
+        "SIGNALING_TURN_SECRET_FILE",
+        "--turn-secret-file",
+        "",
+        _text,
+        "file holding the TURN secret (instead of SIGNALING_TURN_SECRET)",
     )
     turn_ttl_s: int = knob(
         "SIGNALING_TURN_TTL_S",
@@ -255,6 +479,24 @@ class Settings:
     )
 
     @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file and self.tls_key_file)
+
+    def turn_secret_value(self) -> str:
+        """The TURN secret, from the variable or its ``_FILE`` (read when asked)."""
+        if self.turn_secret_file:
+            with open(self.turn_secret_file, encoding="utf-8") as f:
+                return f.read().strip()
+        return self.turn_secret
+
+    def jwt_secret_value(self) -> str:
+        """The HS256 secret, from the variable or its ``_FILE`` (read when asked)."""
+        if self.jwt_secret_file:
+            with open(self.jwt_secret_file, encoding="utf-8") as f:
+                return f.read().strip()
+        return self.jwt_secret
+
+    @property
     def room_timeout(self) -> float:
         return self.room_timeout_ms / 1000
 
@@ -264,8 +506,6 @@ class Settings:
 
 
 KNOBS: dict[str, Knob] = {f.name: f.metadata["knob"] for f in fields(Settings)}
-# Secrets may come from a file named by ``<VARIABLE>_FILE`` (Kubernetes/Docker secrets).
-SECRET_FILE_KNOBS = ("turn_secret",)
 
 
 def _table() -> str:
@@ -295,9 +535,6 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         source = k.flag if raw is not None else k.env
         if raw is None:
             raw = env.get(k.env)
-        if raw is None and name in SECRET_FILE_KNOBS and env.get(f"{k.env}_FILE"):
-            source = f"{k.env}_FILE"
-            raw = _read_secret_file(env[source], source)
         if raw is None:
             continue
         try:
@@ -305,14 +542,12 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         except ValueError as exc:
             raise ConfigError(f"{source}={raw!r}: {exc}") from None
     settings = Settings(**values)
-    if settings.turn_urls and not settings.turn_secret:
-        raise ConfigError("SIGNALING_TURN_URLS needs SIGNALING_TURN_SECRET (or its _FILE)")
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise ConfigError("SIGNALING_TLS_CERT_FILE and SIGNALING_TLS_KEY_FILE go together")
+    if settings.jwt_secret and settings.jwt_secret_file:
+        raise ConfigError("set SIGNALING_JWT_SECRET or SIGNALING_JWT_SECRET_FILE, not both")
+    if settings.turn_secret and settings.turn_secret_file:
+        raise ConfigError("set SIGNALING_TURN_SECRET or SIGNALING_TURN_SECRET_FILE, not both")
+    if settings.turn_urls and not (settings.turn_secret or settings.turn_secret_file):
+        raise ConfigError("SIGNALING_TURN_URLS needs SIGNALING_TURN_SECRET or its _FILE")
     return settings
-
-
-def _read_secret_file(path: str, source: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as exc:
-        raise ConfigError(f"{source}={path!r}: {exc.strerror}") from None

@@ -19,6 +19,8 @@ ErrorCode = Literal[
     "peer_not_found",
     "resume_failed",
     "overloaded",
+    "rate_limited",
+    "unauthorized",
     "internal",
 ]
 

@@ -28,6 +28,26 @@ from signaling.core.wire import MESSAGE_TYPES
 PROTOCOLS = ("v1", "v2")
 RECEIVED_TYPES = (*MESSAGE_TYPES, "invalid")
 RESUME_RESULTS = ("ok", "failed")
+# Which limit refused a client request (closed set: the labels of rate_limited_total).
+RATE_LIMIT_KINDS = (
+    "messages",
+    "bytes",
+    "creates",
+    "rooms",
+    "failed_joins",
+    "failed_resumes",
+)
+# Why the server refused or closed a connection (labels of connections_rejected_total).
+REJECT_REASONS = (
+    "origin",
+    "unauthorized",
+    "handshake_rate",
+    "address_connections",
+    "server_full",
+    "token_expired",
+    "roomless_timeout",
+    "abuse",
+)
 
 LATENCY_BUCKETS = (
     10e-6,
@@ -97,6 +117,8 @@ class Metrics:
         self.journal_append = Histogram(LATENCY_BUCKETS)
         self.journal_backend = "memory"
         self.actor_restarts = 0
+        self.rate_limited = dict.fromkeys(RATE_LIMIT_KINDS, 0)
+        self.rejected = dict.fromkeys(REJECT_REASONS, 0)
 
     def registry(self) -> CollectorRegistry:
         """A registry with these metrics plus the process, platform and GC collectors."""
@@ -189,6 +211,20 @@ class _Collector(Collector):
             p + "journal_append_duration_seconds",
             "Time to append one batch of room events.",
             {"backend": m.journal_backend},
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            p + "rate_limited",
+            "Client requests refused by an abuse limit, by limit.",
+            "kind",
+            m.rate_limited,
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            p + "connections_rejected",
+            "Connections refused at the handshake or closed by policy, by reason.",
+            "reason",
+            m.rejected,
         )
         yield CounterMetricFamily(
             p + "actor_restarts",

@@ -1,0 +1,126 @@
+"""Soak: the operators' load tool against the real server, bounded in count and time.
+
+``signaling-loadtest`` runs as its own process against ``python -m signaling`` on
+loopback, each with a fixed number of signals per peer, so the verdict is exact: every
+signal must reach every other member of its room exactly once. A deliberately faulty
+relay proves the verdict can say no.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from tests.support.server import REPO_ROOT, spawn_server
+
+pytestmark = pytest.mark.slow
+
+
+def loadtest(url: str, *args: str) -> tuple[int, dict[str, Any], str]:
+    """Run the CLI; return (exit status, JSON report, stderr)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "signaling.loadtest", url, "--json", "-", "-q", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    body = proc.stdout[proc.stdout.index("{") :] if "{" in proc.stdout else "{}"
+    return proc.returncode, json.loads(body), proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("protocol", "peers", "load"),
+    [
+        ("1", "2", ("--window", "8")),
+        ("2", "4", ("--window", "4")),
+        ("1", "3", ("--rate", "6000")),
+    ],
+    ids=["v1-pairs-closed-loop", "v2-rooms-of-4-closed-loop", "v1-rooms-of-3-fixed-rate"],
+)
+def test_every_signal_reaches_every_peer_exactly_once(
+    protocol: str, peers: str, load: tuple[str, ...]
+) -> None:
+    per_peer, rooms = 400, 20
+    with spawn_server() as server:
+        status, report, err = loadtest(
+            server.url,
+            "--rooms", str(rooms), "--peers", peers, "--protocol", protocol, *load,
+            "--max-per-peer", str(per_peer), "--duration", "60", "--warmup", "0",
+            "--drain", "30", "--source-cidr", "127.4.0.0/24",
+        )  # fmt: skip
+    assert status == 0, (report, err)
+    fanout = int(peers) - 1
+    expected = rooms * int(peers) * per_peer * fanout
+    assert report["sent"] == rooms * int(peers) * per_peer
+    assert report["delivered_total"] == report["expected_total"] == expected
+    assert report["exactly_once"] and report["missing"] == 0
+    assert report["duplicated_or_reordered"] == 0 and report["errors"] == {}
+    assert report["latency_samples"] > 0
+
+
+class FaultyRelay:
+    """A seed-protocol relay that, on purpose, drops or repeats every ``every``-th signal."""
+
+    def __init__(self, fault: str, every: int = 50) -> None:
+        self.fault, self.every = fault, every
+        self.members: dict[str, list[ServerConnection]] = {}
+        self.count = 0
+
+    async def handle(self, ws: ServerConnection) -> None:
+        room = ""
+        async for raw in ws:
+            msg = json.loads(raw)
+            if msg["type"] == "create":
+                room = str(1000 + len(self.members))
+                self.members[room] = [ws]
+                await ws.send(json.dumps({"type": "room_created", "roomId": room, "myId": room}))
+            elif msg["type"] == "join":
+                room = msg["roomId"]
+                self.members[room].append(ws)
+                await ws.send(json.dumps({"type": "room_joined", "roomId": room, "myId": "x"}))
+            elif msg["type"] == "signal":
+                self.count += 1
+                frame = json.dumps({"type": "signal", "senderId": "x", "payload": msg["payload"]})
+                copies = 1
+                if self.count % self.every == 0:
+                    copies = 0 if self.fault == "drop" else 2
+                for other in self.members[room]:
+                    if other is not ws:
+                        for _ in range(copies):
+                            await other.send(frame)
+
+
+@pytest.fixture
+async def faulty(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    relay = FaultyRelay(request.param)
+    async with serve(relay.handle, "127.0.0.1", 0) as srv:
+        port = next(iter(srv.sockets)).getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/"
+
+
+@pytest.mark.parametrize("faulty", ["drop", "duplicate"], indirect=True)
+async def test_the_verdict_catches_a_relay_that_drops_or_repeats(faulty: str) -> None:
+    status, report, err = await asyncio.to_thread(
+        loadtest, faulty, "--rooms", "4", "--max-per-peer", "100", "--duration", "30",
+        "--warmup", "0", "--drain", "1", "--window", "4",
+    )  # fmt: skip
+    assert status == 1, (report, err)
+    assert not report["exactly_once"]
+    assert report["missing"] > 0 or report["duplicated_or_reordered"] > 0
+
+
+def test_a_deployment_that_cannot_be_reached_is_a_setup_error() -> None:
+    with spawn_server() as server:
+        url = server.url
+    status, report, err = loadtest(url, "--rooms", "1", "--connect-timeout", "5")
+    assert status == 2 and report == {}
+    assert "connections failed" in err
