@@ -114,10 +114,12 @@ export class Emitter {
       try {
         listener(detail);
       } catch (err) {
-        // A throwing listener must not corrupt the client's bookkeeping.
-        queueMicrotask(() => {
-          throw err;
-        });
+        // A throwing listener must not corrupt the client's bookkeeping: report it and go on.
+        if (typeof globalThis.reportError === "function") globalThis.reportError(err);
+        else
+          queueMicrotask(() => {
+            throw err;
+          });
       }
     }
   }

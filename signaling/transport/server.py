@@ -59,7 +59,10 @@ class Hub:
         # The browser side: static files on the public port, ICE servers for v2 clients.
         self.assets = Assets.load(settings.demo_page)
         self.ice = IcePolicy(
-            settings.turn_urls, settings.stun_urls, settings.turn_secret, settings.turn_ttl_s
+            settings.turn_urls,
+            settings.stun_urls,
+            settings.turn_secret_value(),
+            settings.turn_ttl_s,
         )
         self.wall_clock = time.time  # TURN expiry is Unix time, unlike the loop's clock
         self.ready = False
