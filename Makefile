@@ -6,7 +6,7 @@ IMAGE ?= signaling:dev
 BASE_IMAGE ?= python:3.11-slim-bookworm
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast test-container lint typecheck image base-image bench bench-shared clean compat-deps
+.PHONY: run test test-fast test-container fuzz lint typecheck image base-image bench bench-shared clean compat-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ test-fast: $(VENV)/.installed
 # unless SIGNALING_REQUIRE_DOCKER=1).
 test: $(VENV)/.installed compat-deps lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The frame-parser differential property (tests/adversarial) with many more examples
+# than `make test` runs; FUZZ_EXAMPLES=N to change, about 250 examples a second.
+FUZZ_EXAMPLES ?= 200000
+fuzz: $(VENV)/.installed
+	SIGNALING_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
+		tests/adversarial/test_frame_differential.py -k agrees $(PYTEST_ARGS)
 
 test-container: $(VENV)/.installed
 	$(PY) -m pytest -v tests/container $(PYTEST_ARGS)

@@ -23,7 +23,7 @@ status=0
 for peers in ${PEERS:-2 4}; do
     log=$(mktemp -t signaling-bench-XXXXXX.log)
     # shellcheck disable=SC2046  # pin's output is a list of words
-    PORT=$PORT HOST=127.0.0.1 SIGNALING_METRICS_PORT=0 \
+    PORT=$PORT HOST=127.0.0.1 SIGNALING_METRICS_PORT_NUMBER=0 \
         $(pin "$SERVER_CPU") "$PYTHON" -m signaling >"$log" 2>&1 &
     server=$!
     trap 'kill -TERM $server 2>/dev/null || true' EXIT

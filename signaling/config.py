@@ -254,8 +254,10 @@ class Settings:
         _positive_float,
         "seconds SIGTERM waits for clients to close before exiting",
     )
+    # Not SIGNALING_METRICS_PORT: Kubernetes gives every pod <SERVICE>_PORT=tcp://... for
+    # each Service in its namespace, so a Service named signaling-metrics would set it.
     metrics_port: int = knob(
-        "SIGNALING_METRICS_PORT",
+        "SIGNALING_METRICS_PORT_NUMBER",
         "--metrics-port",
         9091,
         _int_range(0, 65535),
@@ -507,6 +509,21 @@ class Settings:
 
 KNOBS: dict[str, Knob] = {f.name: f.metadata["knob"] for f in fields(Settings)}
 
+# Old variable -> new one. An old name holding a plain value is refused with a message
+# naming the new one; one holding a Kubernetes service link ("tcp://10.0.0.7:9091", set
+# by a Service that happens to be called like it) is not ours and is ignored.
+RENAMED: dict[str, str] = {"SIGNALING_METRICS_PORT": "SIGNALING_METRICS_PORT_NUMBER"}
+
+
+def _check_renamed(env: Mapping[str, str]) -> None:
+    for old, new in RENAMED.items():
+        raw = env.get(old)
+        if raw is not None and "://" not in raw:
+            raise ConfigError(
+                f"{old}={raw!r}: this variable was renamed {new} (the old name clashes "
+                "with the variables Kubernetes sets for a Service named like it)"
+            )
+
 
 def _table() -> str:
     return "\n".join(f"  {k.env:<32} {k.flag:<24} {k.default!r}" for k in KNOBS.values())
@@ -529,6 +546,7 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """Build settings from flags, then the environment, then defaults; raise ConfigError."""
     env = os.environ if environ is None else environ
     args = vars(parser().parse_args(argv))
+    _check_renamed(env)
     values: dict[str, Any] = {}
     for name, k in KNOBS.items():
         raw = args.get(name)

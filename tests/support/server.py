@@ -105,7 +105,7 @@ def spawn_server(
         **os.environ,
         "PORT": str(port),
         "HOST": os.environ.get("SIGNALING_TEST_HOST", "127.0.0.1"),
-        "SIGNALING_METRICS_PORT": str(metrics_port),
+        "SIGNALING_METRICS_PORT_NUMBER": str(metrics_port),
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
