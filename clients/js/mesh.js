@@ -2,7 +2,8 @@
 // "perfect negotiation" pattern so that both sides may offer at any time (glare included).
 //
 // Who is polite is decided by peer id (the greater id is polite), so every pair has exactly
-// one polite side without any extra message. Mesh signals travel as `{mesh: {...}}` payloads
+// one polite side without any extra message; the impolite side opens the DataChannel, so a
+// new pair starts with a single offer. Mesh signals travel as `{mesh: {...}}` payloads
 // directed at one peer (protocol v2), so the application's own signals pass untouched.
 // A resume keeps every connection as it is: nothing is renegotiated after a network blip of
 // the signaling socket. A fresh entry (create, join, rejoin after `resume_failed`) rebuilds
@@ -144,16 +145,25 @@ export class Mesh extends Emitter {
     };
     pc.ontrack = ({ track, streams }) => this.emit("track", { peerId, track, streams });
     if (this.channelLabel !== null) {
-      // Negotiated on both sides with the same id: no offerer/answerer asymmetry.
-      const channel = pc.createDataChannel(this.channelLabel, { negotiated: true, id: 0 });
-      peer.channel = channel;
-      channel.onopen = () => this.emit("channel_open", { peerId });
-      channel.onclose = () => this.emit("channel_close", { peerId });
-      channel.onmessage = ({ data }) => this.emit("message", { peerId, data });
+      // Only the impolite side opens the channel, so a new pair negotiates once, without
+      // glare; the polite side takes the channel when it arrives.
+      if (!peer.polite) this._channel(peer, pc.createDataChannel(this.channelLabel));
+      pc.ondatachannel = ({ channel }) => {
+        if (channel.label === this.channelLabel) this._channel(peer, channel);
+      };
     }
     this._addTracks(peer);
     this.emit("peer", { peerId, pc, polite: peer.polite });
     return peer;
+  }
+
+  _channel(peer, channel) {
+    peer.channel = channel;
+    const peerId = peer.id;
+    channel.onopen = () => this.emit("channel_open", { peerId });
+    channel.onclose = () => this.emit("channel_close", { peerId });
+    channel.onmessage = ({ data }) => this.emit("message", { peerId, data });
+    if (channel.readyState === "open") this.emit("channel_open", { peerId });
   }
 
   _send(peerId, message) {

@@ -45,8 +45,10 @@ def _require_browser() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, not per session: Playwright's sync API keeps an event loop running in
+    this thread while it is open, which would break the asyncio tests of other modules."""
     _require_browser()
     from playwright.sync_api import sync_playwright
 

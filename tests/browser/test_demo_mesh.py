@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 FULL_MESH = """(n) => {
   const peers = [...demo.mesh.peers.values()];
-  return peers.length === n && peers.every((p) => p.channel.readyState === "open"
-    && p.pc.connectionState === "connected");
+  return peers.length === n && peers.every((p) => p.channel !== null
+    && p.channel.readyState === "open" && p.pc.connectionState === "connected");
 }"""
 # Application notes (not mesh signals) received over signaling, in delivery order.
 RECORD_NOTES = """() => {
@@ -43,6 +43,28 @@ def proxy(server: ServerProcess) -> Iterator[TcpProxy]:
         yield running
 
 
+MESH_STATE = """() => ({
+  me: demo.client.myId, state: demo.client.state, negotiations: demo.mesh.negotiations,
+  errors: demo.errors,
+  peers: [...demo.mesh.peers.values()].map((p) => ({
+    id: p.id, polite: p.polite, signaling: p.pc.signalingState,
+    connection: p.pc.connectionState, ice: p.pc.iceConnectionState,
+    channel: p.channel?.readyState, offers: p.offers, candidates: p.candidateTypes })),
+})"""
+
+
+def wait_full_mesh(pages: Any, n: int) -> None:
+    """Every page has ``n`` connected peers with open channels (or say what is stuck)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for page in pages:
+        try:
+            page.wait_for_function(FULL_MESH, arg=n)
+        except PlaywrightTimeout:
+            states = [json.dumps(p.evaluate(MESH_STATE), indent=1) for p in pages]
+            raise AssertionError("no full mesh:\n" + "\n".join(states)) from None
+
+
 def say(page: Any, text: str) -> None:
     page.fill("#message", text)
     page.press("#message", "Enter")
@@ -65,8 +87,8 @@ def test_three_pages_mesh_chat_and_resume(
     b.goto(f"{server.http}/?room={room}")
     # Page C reaches the server through a proxy the test can cut.
     c.goto(f"http://127.0.0.1:{proxy.port}/?room={room}")
+    wait_full_mesh((a, b, c), 2)
     for page in (a, b, c):
-        page.wait_for_function(FULL_MESH, arg=2)
         page.evaluate(RECORD_NOTES)
     ids = {name: p.evaluate("demo.client.myId") for name, p in zip("abc", (a, b, c), strict=True)}
     assert len(set(ids.values())) == 3
@@ -123,13 +145,14 @@ def test_three_pages_mesh_chat_and_resume(
         assert page.evaluate(
             "() => [...demo.mesh.peers].every(([id, p]) => pcsBefore.get(id) === p.pc)"
         )
-        page.wait_for_function(FULL_MESH, arg=2)
+    wait_full_mesh((a, b, c), 2)
     say(c, "still here")
     for page in (a, b):
         page.wait_for_function("() => demo.chat.some((m) => m.text === 'still here')")
         assert chat_texts(page).count("still here") == 1
     for page in (a, b, c):
         assert page.page_errors == [], page.page_errors
+        assert page.evaluate("demo.errors") == []
         assert page.evaluate("demo.client.state") == "open"
     assert json.loads(json.dumps(notes_c))  # plain JSON all along
 

@@ -12,7 +12,8 @@ const rtcConfig = params.get("relay") === "1" ? { iceTransportPolicy: "relay" } 
 const mesh = new Mesh(client, { rtcConfig, dataChannel: "chat" });
 const states = new Map();
 const chat = []; // every chat line received, for people and for tests
-window.demo = { client, mesh, chat };
+const errors = []; // mesh errors (failed negotiation steps), for people and for tests
+window.demo = { client, mesh, chat, errors };
 
 const short = (id) => (id ? String(id).slice(0, 8) : "?");
 
@@ -80,6 +81,10 @@ client.on("room_expired", () => { line("the room expired"); render(); });
 client.on("error", ({ message }) => showError(message));
 
 mesh.on("state", ({ peerId, state }) => { states.set(peerId, state); render(); });
+mesh.on("error", ({ peerId, error }) => {
+  errors.push(`${short(peerId)}: ${error}`);
+  console.warn("mesh", peerId, error);
+});
 mesh.on("channel_open", ({ peerId }) => line(`chat open with ${short(peerId)}`));
 mesh.on("message", ({ peerId, data }) => {
   chat.push({ from: peerId, text: data });
