@@ -9,12 +9,14 @@ from collections.abc import Sequence
 
 from signaling import config
 from signaling.telemetry import logs
+from signaling.transport.admission import preflight
 from signaling.transport.server import run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = config.load(argv)
+        preflight(settings)
     except config.ConfigError as exc:
         print(f"signaling: invalid configuration: {exc}", file=sys.stderr)
         return 2

@@ -254,6 +254,20 @@ class Settings:
         _positive_float,
         "seconds SIGTERM waits for clients to close before exiting",
     )
+    handshake_timeout: float = knob(
+        "SIGNALING_HANDSHAKE_TIMEOUT_S",
+        "--handshake-timeout",
+        10.0,
+        _positive_float,
+        "seconds a new connection has to complete its HTTP/WebSocket handshake",
+    )
+    close_timeout: float = knob(
+        "SIGNALING_CLOSE_TIMEOUT_S",
+        "--close-timeout",
+        5.0,
+        _positive_float,
+        "seconds a closing connection has to answer the close handshake before it is cut",
+    )
     # Not SIGNALING_METRICS_PORT: Kubernetes gives every pod <SERVICE>_PORT=tcp://... for
     # each Service in its namespace, so a Service named signaling-metrics would set it.
     metrics_port: int = knob(

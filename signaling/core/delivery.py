@@ -2,13 +2,21 @@
 
 Keeping this pure and shared is what makes resume exactly-once: a resuming peer is sent
 ``visible_to(...)`` events from the journal, the same predicate that chose live recipients.
+``signal_recipients`` is that predicate for signals, written as a lookup over the attached
+members so the hot path pays a dict lookup (direct signal) or one pass (broadcast) instead
+of a call per member; ``tests/unit/test_delivery.py`` checks the two agree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 from signaling.core import events as e
 from signaling.core import wire
 from signaling.core.commands import Protocol
+
+T = TypeVar("T")
 
 
 def visible_to(peer_id: str, protocol: Protocol, event: e.Event) -> bool:
@@ -20,6 +28,17 @@ def visible_to(peer_id: str, protocol: Protocol, event: e.Event) -> bool:
     if type(event) is e.PeerJoined or type(event) is e.PeerLeft:
         return event.peer_id != peer_id
     return type(event) is e.RoomExpired
+
+
+def signal_recipients(event: e.SignalRelayed, attached: Mapping[str, T]) -> list[T]:
+    """The attached members (peer id -> whatever the caller keeps) that ``event`` reaches:
+    exactly those for which ``visible_to`` holds, in the mapping's order."""
+    sender = event.sender_id
+    to = event.to
+    if to is not None:
+        target = attached.get(to)
+        return [target] if target is not None and to != sender else []
+    return [peer for peer_id, peer in attached.items() if peer_id != sender]
 
 
 def encode(event: e.Event, protocol: Protocol, room_id: str, traceparent: str | None = None) -> str:

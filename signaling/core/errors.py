@@ -19,6 +19,7 @@ ErrorCode = Literal[
     "peer_not_found",
     "resume_failed",
     "overloaded",
+    "unavailable",
     "rate_limited",
     "unauthorized",
     "internal",

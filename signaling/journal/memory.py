@@ -1,8 +1,10 @@
 """The embedded in-memory journal (the default backend of ``journal.base.Journal``).
 
-Each room's journal is bounded by event count and bytes. Events pushed out of the
-window are folded (with ``room.evolve``) into a snapshot, so ``load`` still rebuilds the
-exact state while ``read_after`` reports ``None`` for a resume that reaches too far back.
+Each room's stream keeps a window of events (count and bytes) for resume. Events leave the
+window only once the actor's latest snapshot covers them; the journal never folds events
+itself (the actor owns its state and hands over a snapshot with every append, which for an
+in-process store is a reference to an immutable object: free). ``read_after`` reports
+``None`` for a resume that reaches behind the window.
 
 All rooms together are bounded too (``max_total_bytes``): otherwise one client creating
 room after room could pin rooms x per-room bytes of memory. Over the budget, the rooms
@@ -15,14 +17,16 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from signaling.core.events import Event, event_size
-from signaling.core.room import RoomState, evolve
-from signaling.journal.base import UnknownRoom
+from signaling.core.events import Event, SignalRelayed, event_size
+from signaling.core.room import RoomState
+from signaling.journal.base import StaleWriter, UnknownRoom
 
 
 @dataclass(slots=True)
 class _Stream:
     snapshot: RoomState
+    seq: int  # the last committed sequence number
+    base: int  # events up to this seq are gone (resume behind it fails)
     events: deque[Event] = field(default_factory=deque)
     size: int = 0
 
@@ -32,6 +36,7 @@ class MemoryJournal:
     process restarts."""
 
     backend = "memory"
+    snapshot_every = 1  # a snapshot is a reference here: take one with every append
 
     def __init__(
         self, max_events: int = 1024, max_bytes: int = 1 << 20, max_total_bytes: int = 256 << 20
@@ -43,21 +48,46 @@ class MemoryJournal:
         # Least recently appended first: the order in which the total budget trims.
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
 
-    def create(self, room_id: str, initial: RoomState) -> None:
-        self._streams[room_id] = _Stream(initial)
+    def __contains__(self, room_id: str) -> bool:
+        return room_id in self._streams
 
-    def append(self, room_id: str, events: Sequence[Event]) -> None:
+    async def create(self, room_id: str, initial: RoomState) -> bool:
+        if room_id in self._streams:
+            return False
+        self._streams[room_id] = _Stream(initial, initial.seq, initial.seq)
+        return True
+
+    def append(
+        self,
+        room_id: str,
+        events: Sequence[Event],
+        expected_seq: int,
+        snapshot: RoomState | None = None,
+    ) -> None:
         stream = self._streams.get(room_id)
         if stream is None:
             raise UnknownRoom(room_id)
+        if stream.seq != expected_seq:
+            raise StaleWriter(room_id, expected_seq, stream.seq)
+        if not events:
+            return
+        last = events[-1].seq
+        if events[0].seq != expected_seq + 1 or last != expected_seq + len(events):
+            raise ValueError(f"room {room_id}: events must continue at seq {expected_seq + 1}")
+        if snapshot is not None:
+            if snapshot.seq != last:
+                raise ValueError(f"room {room_id}: snapshot at {snapshot.seq}, events end {last}")
+            stream.snapshot = snapshot
         self._streams.move_to_end(room_id)
+        kept = stream.events
         added = 0
         for event in events:
-            stream.events.append(event)
-            added += event_size(event)
+            kept.append(event)
+            added += 96 + len(event.payload) if type(event) is SignalRelayed else 96
+        stream.seq = last
         stream.size += added
         self.total_bytes += added
-        if len(stream.events) > self.max_events or stream.size > self.max_bytes:
+        if len(kept) > self.max_events or stream.size > self.max_bytes:
             self._trim(stream, self.max_events, self.max_bytes)
         if self.total_bytes > self.max_total_bytes:
             for other in self._streams.values():
@@ -66,31 +96,36 @@ class MemoryJournal:
                     break
 
     def _trim(self, stream: _Stream, max_events: int, max_bytes: int) -> None:
-        """Fold the oldest events into the snapshot until the stream fits both bounds."""
+        """Drop the oldest events the snapshot covers until the stream fits both bounds."""
         kept = stream.events
-        snapshot = stream.snapshot
+        covered = stream.snapshot.seq
         size = stream.size
-        while kept and (len(kept) > max_events or size > max_bytes):
+        base = stream.base
+        while kept and (len(kept) > max_events or size > max_bytes) and kept[0].seq <= covered:
             old = kept.popleft()
             size -= event_size(old)
-            snapshot = evolve(snapshot, old)
+            base = old.seq
         self.total_bytes -= stream.size - size
-        stream.snapshot = snapshot
         stream.size = size
+        stream.base = base
 
     async def load(self, room_id: str) -> tuple[RoomState, list[Event]]:
         stream = self._streams.get(room_id)
         if stream is None:
             raise UnknownRoom(room_id)
-        return stream.snapshot, list(stream.events)
+        after = stream.snapshot.seq
+        return stream.snapshot, [event for event in stream.events if event.seq > after]
 
     async def read_after(self, room_id: str, seq: int) -> list[Event] | None:
         stream = self._streams.get(room_id)
-        if stream is None or seq < stream.snapshot.seq:
+        if stream is None or seq < stream.base:
             return None
         return [event for event in stream.events if event.seq > seq]
 
-    def delete(self, room_id: str) -> None:
+    async def delete(self, room_id: str) -> None:
         stream = self._streams.pop(room_id, None)
         if stream is not None:
             self.total_bytes -= stream.size
+
+    async def check(self) -> None:
+        return None

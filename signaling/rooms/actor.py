@@ -1,68 +1,52 @@
-"""A room actor: the imperative shell around one room's pure ``decide``/``evolve``.
+"""A room's authority: the imperative shell around one room's pure ``decide``/``evolve``.
 
-One asyncio task per room drains its mailbox in batches. For each message it decides,
-evolves, and queues effects; once per batch it appends the batch's events to the
-journal (one round trip for a networked journal: group commit) and only then lets the
-effects out: frames to sockets, closes, timers. A relayed signal therefore costs no task
-and no future of its own, and its frame is encoded once per protocol version for all
-recipients.
+One asyncio task per room drains its mailbox in batches. For each command it decides,
+evolves and stages what only the writer knows (replies to the sender, relay spans, timers)
+in a ``fanout.Local``; once per batch it appends the batch's events to the journal with
+the sequence number it expects the stream to be at (group commit, optimistic concurrency),
+and only then hands the committed events to the room's delivery (``fanout.Fanout``), which
+writes frames to the attached members' sockets. Nothing else writes to a socket on behalf
+of an event, so every frame a client gets is a journaled event, and the socket registry
+follows the journal.
 
-An exception while handling a message crashes the actor on purpose: it first commits
-what earlier messages of the batch produced, answers the failing message with an
-``internal`` error, and returns the rest of the batch to the mailbox; the supervisor then
-rebuilds the state from the journal and starts a new actor on the same mailbox.
+Failures lose nothing and invent nothing:
+- ``decide``, ``evolve`` or staging raising for a command: that command leaves no event and
+  no frame, its sender gets ``internal``; earlier commands of the batch are committed and
+  delivered; the rest of the batch goes back to the mailbox and the actor crashes on
+  purpose, so the supervisor rebuilds it from the journal.
+- the append failing: no event of the batch is delivered, every command of the batch is
+  answered ``unavailable``, and the actor crashes; the supervisor reloads with backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from functools import partial
+from itertools import islice
+from typing import Any
 
 from signaling.core import commands as c
 from signaling.core import events as e
 from signaling.core import wire
 from signaling.core.delivery import encode, visible_to
-from signaling.core.errors import ErrorCode
 from signaling.core.room import RESUME_FAILED, Rejection, RoomState, decide, evolve
 from signaling.journal import Journal
-from signaling.rooms.mailbox import Mailbox, MailboxClosed
+from signaling.rooms.fanout import Local
+from signaling.rooms.mailbox import MailboxClosed
+from signaling.rooms.peer import Envelope, Peer, RoomHandle
 from signaling.telemetry.metrics import Metrics
-from signaling.telemetry.tracing import Tracing, traceparent_of
+from signaling.telemetry.tracing import Tracing
+
+__all__ = ["ActorCrashed", "Envelope", "JournalFailed", "Peer", "RoomActor", "RoomHandle"]
 
 log = logging.getLogger("signaling.rooms.actor")
 
-
-class Peer(Protocol):
-    """What an actor needs of a client connection (implemented by ``Connection``)."""
-
-    peer_id: str
-    protocol: c.Protocol
-    room: RoomHandle | None
-
-    def write(self, frame: bytes) -> None: ...
-
-    def error(self, code: ErrorCode, message: str) -> None: ...
-
-    def close(self, code: int, reason: str) -> None: ...
-
-
-# (command, the connection that sent it or None for timers, per-command extra):
-# Create/Join: the raw resume token (v2) or None; Signal: the client's traceparent or None;
-# Leave: True when the client asked (it gets a ``left`` reply).
-Envelope = tuple[c.Command, Peer | None, Any]
-
-
-class RoomHandle:
-    """How connections reach a room: its id and mailbox. Survives actor restarts."""
-
-    __slots__ = ("mailbox", "room_id")
-
-    def __init__(self, room_id: str, mailbox: Mailbox[Envelope]) -> None:
-        self.room_id = room_id
-        self.mailbox = mailbox
+ENTRY = (c.Create, c.Join, c.Resume)
+UNAVAILABLE = "Journal unavailable: not done; retry"
 
 
 class ActorCrashed(Exception):
@@ -71,47 +55,69 @@ class ActorCrashed(Exception):
         self.room_id = room_id
 
 
+class JournalFailed(ActorCrashed):
+    """The journal refused or failed an append or read; the room must be reloaded."""
+
+
+class Health:
+    """Consecutive journal failures, shared by a supervisor's actors (readiness)."""
+
+    __slots__ = ("failures", "on_failure")
+
+    def __init__(self, on_failure: Callable[[], None] | None = None) -> None:
+        self.failures = 0
+        self.on_failure = on_failure
+
+    def failed(self) -> None:
+        self.failures += 1
+        if self.on_failure is not None:
+            self.on_failure()
+
+
 class RoomActor:
     def __init__(
         self,
         handle: RoomHandle,
         state: RoomState,
         journal: Journal,
-        conns: dict[str, Peer],
         metrics: Metrics,
         tracing: Tracing,
         resume_grace: float,
-        on_expired: Callable[[str], None],
+        *,
+        health: Health | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.handle = handle
         self.room_id = handle.room_id
         self.state = state
         self.journal = journal
-        # Attached members' live connections: the shell's half of membership.
-        self.conns = conns
+        self.fanout = handle.fanout
         self.metrics = metrics
         self.tracing = tracing
         self.resume_grace = resume_grace
-        self.on_expired = on_expired
+        self.health = health or Health()
+        self.wall = wall
         self.loop = asyncio.get_running_loop()
+        self.expired = False
+        self._snapshot_seq = state.seq
+        self._snapshot_every = journal.snapshot_every
         # Grace timers of detached members, by (peer id, seq of the detachment).
         self._grace: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._expiry: asyncio.TimerHandle | None = None
-        # Per-batch effect queues, flushed after the journal append.
-        self._writes: list[tuple[Peer, bytes]] = []
-        self._after: list[Callable[[], None]] = []
-        self._relayed: list[tuple[e.SignalRelayed, int, Any]] = []
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self, restarted: bool = False) -> None:
+        """Serve the mailbox until the room expires (return) or a failure (raise)."""
         self._arm_expiry()
         # After a restart: detached members still have the rest of their grace period.
-        now = self.loop.time()
+        now = self.wall()
         for member in self.state.members.values():
             if not member.attached:
                 remaining = member.detached_at + self.resume_grace - now
                 self._grace_timer((member.peer_id, member.detached_seq), max(remaining, 0.0))
+        if restarted:
+            self._reconcile()
         mailbox = self.handle.mailbox
         depth = self.metrics.mailbox_depth
         try:
@@ -121,7 +127,13 @@ class RoomActor:
                 except MailboxClosed:
                     return
                 depth.observe(len(batch))
-                await self._process(batch)
+                while batch:
+                    if type(batch[0][0]) is c.Resume:
+                        await self._resume(batch)
+                    else:
+                        await self._segment(batch)
+                    if self.expired:
+                        return
         finally:
             self.stop_timers()
 
@@ -132,253 +144,323 @@ class RoomActor:
             timer.cancel()
         self._grace.clear()
 
+    def _reconcile(self) -> None:
+        """Make the sockets and the journal agree again after a failure (see Fanout)."""
+        attached = {p for p, m in self.state.members.items() if m.attached}
+        for peer_id in self.fanout.reconcile(attached):
+            member = self.state.members[peer_id]
+            command: c.Command = (
+                c.Detach(peer_id, self.wall())
+                if member.protocol == 2
+                else c.Leave(peer_id, "disconnected", self.wall())
+            )
+            self.handle.mailbox.post((command, None), force=True)
+
     def _arm_expiry(self) -> None:
         if self.state.expired:
             return
-        deadline = self.state.last_activity + self.state.policy.timeout
-        self._expiry = self.loop.call_at(deadline, self._post_system, c.Expire, ())
+        if self._expiry is not None:
+            self._expiry.cancel()
+        delay = self.state.last_activity + self.state.policy.timeout - self.wall()
+        self._expiry = self.loop.call_later(max(delay, 0.0), self._post_expire)
 
-    def _post_system(self, factory: Callable[..., c.Command], args: tuple[Any, ...]) -> None:
-        self.handle.mailbox.post((factory(*args, self.loop.time()), None, None), force=True)
+    def _post_expire(self) -> None:
+        self.handle.mailbox.post((c.Expire(self.wall()), None), force=True)
 
     # ---- the batch -------------------------------------------------------------------
 
-    async def _process(self, batch: deque[Envelope]) -> None:
-        pending: list[e.Event] = []
-        state = self.state
-        while batch:
-            envelope = batch.popleft()
-            command, origin, extra = envelope
+    async def _segment(self, batch: deque[Envelope]) -> None:
+        """Decide and stage commands up to the next ``Resume``, then commit them."""
+        before = state = self.state
+        events: list[e.Event] = []
+        local: Local | None = None
+        tracing = self.tracing
+        n = 0
+        crashed = False
+        for command, origin in batch:
+            if type(command) is c.Resume:
+                break
+            n += 1
+            decision: Any = None
             try:
-                if type(command) is c.Resume:
-                    self.state = state
-                    await self._commit(pending)
-                    pending = []
-                    await self._resume(command, origin)
-                    state = self.state
-                    continue
                 decision = decide(state, command)
-                if isinstance(decision, Rejection):
-                    self._rejected(command, origin, decision)
+                if type(decision) is Rejection:
+                    if local is None:
+                        local = Local()
+                    self._rejected(command, origin, decision, local, len(events))
+                    continue
+                if not decision:
+                    if local is None:
+                        local = Local()
+                    self._nothing(command, origin, local, len(events))
                     continue
                 new = state
                 for event in decision:
                     new = evolve(new, event)
-                for event in decision:
-                    self._effects(state, new, event, command, origin, extra)
-                if not decision:
-                    self._nothing(command, origin, extra)
+                if type(command) is c.Signal:
+                    if tracing.tracer is not None and tracing.wants(command.traceparent):
+                        span = self._relay_span(decision[0], command.traceparent)
+                        if span is not None:
+                            if local is None:
+                                local = Local()
+                            local.spans[new.seq] = span
+                else:
+                    if local is None:
+                        local = Local()
+                    self._stage(state, new, decision, command, origin, local, len(events))
+                events.extend(decision)
                 state = new
-                pending.extend(decision)
             except Exception:
                 log.exception(
                     "room actor crashed handling %s",
                     type(command).__name__,
                     extra={"room": self.room_id},
                 )
+                if local is None:
+                    local = Local()
+                local.rollback(len(events), state.seq)
                 if origin is not None:
-                    origin.error("internal", "Internal error; the room was restarted")
-                self.state = state
+                    local.notes.append(
+                        (len(events), partial(origin.error, "internal", INTERNAL_MESSAGE))
+                    )
+                    if isinstance(command, ENTRY):
+                        origin.refused(self.handle)
+                crashed = True
+                break
+        try:
+            await self._commit(before, state, events, local)
+        except JournalFailed:
+            self._unavailable(batch, n)
+            raise
+        finally:
+            for _ in range(n):
+                batch.popleft()
+            if crashed:
                 self.handle.mailbox.push_front(batch)
-                await self._commit(pending)
-                raise ActorCrashed(self.room_id) from None
-        self.state = state
-        await self._commit(pending)
+                batch.clear()
+        if crashed:
+            raise ActorCrashed(self.room_id)
 
-    async def _commit(self, pending: list[e.Event]) -> None:
-        """Journal the batch's events, then release their effects, in that order."""
-        if pending:
+    async def _commit(
+        self, before: RoomState, state: RoomState, events: list[e.Event], local: Local | None
+    ) -> None:
+        """Journal the events, then deliver them and release the writer's effects."""
+        if events:
+            snapshot = state if state.seq - self._snapshot_seq >= self._snapshot_every else None
             loop = self.loop
             started = loop.time()
-            done = self.journal.append(self.room_id, pending)
-            if done is not None:
-                await done
+            try:
+                done = self.journal.append(self.room_id, events, before.seq, snapshot)
+                if done is not None:
+                    await done
+            except Exception as exc:
+                log.error("journal append failed: %r", exc, extra={"room": self.room_id})
+                self.health.failed()
+                raise JournalFailed(self.room_id) from exc
+            self.health.failures = 0
+            if snapshot is not None:
+                self._snapshot_seq = state.seq
             self.metrics.journal_append.observe(loop.time() - started)
-        writes = self._writes
-        if writes:
-            self._writes = []
-            for peer, frame in writes:
-                peer.write(frame)
-        relayed = self._relayed
-        if relayed:
-            self._relayed = []
-            now = self.loop.time()
-            observe = self.metrics.relay_duration.observe
-            for event, fanout, span in relayed:
-                observe(now - event.at)
-                if span is not None:
-                    span.set_attribute("signaling.fanout", fanout)
-                    span.end(end_time=None)
-        after = self._after
-        if after:
-            self._after = []
-            for action in after:
-                action()
+        self.state = state
+        self.fanout.publish(events, local)
+        if local is not None and local.after:
+            for _, action in local.after:
+                try:
+                    action()
+                except Exception:
+                    log.exception("after-commit action failed", extra={"room": self.room_id})
 
-    # ---- effects of accepted events ------------------------------------------------------
+    def _unavailable(self, batch: deque[Envelope], n: int) -> None:
+        """Nothing of the first ``n`` commands happened: tell each sender so. The rest of
+        the batch goes back to the mailbox for the reloaded actor."""
+        for command, origin in islice(batch, n):
+            if origin is not None:
+                if isinstance(command, ENTRY):
+                    origin.refused(self.handle)
+                origin.error("unavailable", UNAVAILABLE)
+        for _ in range(n):
+            batch.popleft()
+        self.handle.mailbox.push_front(batch)
+        batch.clear()
 
-    def _effects(
+    # ---- staging: what the writer does once the events are committed --------------------
+
+    def _stage(
         self,
         before: RoomState,
         after: RoomState,
-        event: e.Event,
+        decision: tuple[e.Event, ...],
         command: c.Command,
         origin: Peer | None,
-        extra: Any,
+        local: Local,
+        position: int,
     ) -> None:
-        if type(event) is e.SignalRelayed:
-            self._relay(event, extra)
-            return
         room_id = self.room_id
-        if type(event) is e.PeerJoined:
-            assert origin is not None
-            self.conns[event.peer_id] = origin
-            self.metrics.room_members.observe(len(after.members))
-            kind = "room_created" if type(command) is c.Create else "room_joined"
-            if origin.protocol == 1:
-                reply = wire.room_entered(kind, room_id, event.peer_id)
-            else:
-                peers = after.peers_of(event.peer_id)
-                reply = wire.room_entered_v2(kind, room_id, event.peer_id, peers, event.seq, extra)
-            self._writes.append((origin, wire.text_frame(reply)))
-            self._trace(kind.replace("room_", "room."), event, origin)
-        elif type(event) is e.RoomCreated:
-            self.metrics.rooms_created += 1
-            return
-        elif type(event) is e.PeerLeft:
-            self.conns.pop(event.peer_id, None)
-            if origin is not None and extra is True and origin.protocol == 2:
-                self._writes.append((origin, wire.text_frame(wire.left(room_id))))
-            self._trace("room.leave", event, origin)
-        elif type(event) is e.PeerDetached:
-            self.conns.pop(event.peer_id, None)
-            args = (event.peer_id, event.seq)
-            self._after.append(lambda: self._grace_timer(args, self.resume_grace))
-        elif type(event) is e.RoomExpired:
-            self._after.append(self._expire_sockets)
-            self._trace("room.expire", event, None)
-        self._fan_out(before, event)
+        end = position + len(decision)
+        for event in decision:
+            if type(event) is e.PeerJoined:
+                assert origin is not None and isinstance(command, c.Create | c.Join)
+                local.origins[event.seq] = origin
+                kind = "room_created" if type(command) is c.Create else "room_joined"
+                if origin.protocol == 1:
+                    reply = wire.room_entered(kind, room_id, event.peer_id)
+                else:
+                    peers = after.peers_of(event.peer_id)
+                    reply = wire.room_entered_v2(
+                        kind, room_id, event.peer_id, peers, event.seq, command.token
+                    )
+                local.notes.append((end, partial(origin.write, wire.text_frame(reply))))
+                members = len(after.members)
+                span = self._span(kind.replace("room_", "room."), event, origin)
+                local.after.append((end, partial(self._joined, members, span)))
+            elif type(event) is e.RoomCreated:
+                local.after.append((end, self._created))
+            elif type(event) is e.PeerLeft:
+                if origin is not None and origin.protocol == 2:
+                    frame = wire.text_frame(wire.left(room_id))
+                    local.notes.append((end, partial(origin.write, frame)))
+                span = self._span("room.leave", event, origin)
+                local.after.append((end, partial(_end, span)))
+            elif type(event) is e.PeerDetached:
+                args = (event.peer_id, event.seq)
+                local.after.append((end, partial(self._grace_timer, args, self.resume_grace)))
+            elif type(event) is e.RoomExpired:
+                span = self._span("room.expire", event, None)
+                local.after.append((end, partial(self._expired, span)))
 
-    def _relay(self, event: e.SignalRelayed, traceparent: str | None) -> None:
-        span = None
-        if self.tracing.tracer is not None and self.tracing.wants(traceparent):
-            span = self.tracing.start(
-                "signal.relay",
-                event.at,
-                traceparent,
-                {
-                    "signaling.room_id": self.room_id,
-                    "signaling.sender_id": event.sender_id,
-                    "signaling.payload_size": len(event.payload.encode()),
-                },
-            )
-        v1 = v2 = None
-        sender = event.sender_id
-        to = event.to
-        writes = self._writes
-        fanout = 0
-        for peer_id, peer in self.conns.items():
-            if peer_id == sender or (to is not None and peer_id != to):
-                continue
-            if peer.protocol == 1:
-                if v1 is None:
-                    v1 = wire.text_frame(wire.signal(sender, event.payload))
-                writes.append((peer, v1))
-            else:
-                if v2 is None:
-                    tp = traceparent_of(span) if span is not None else None
-                    v2 = wire.text_frame(wire.signal_v2(sender, event.payload, event.seq, tp))
-                writes.append((peer, v2))
-            fanout += 1
-        metrics = self.metrics
-        metrics.signals_delivered += fanout
-        metrics.relay_fanout.observe(fanout)
-        self._relayed.append((event, fanout, span))
+    def _joined(self, members: int, span: Any) -> None:
+        self.metrics.room_members.observe(members)
+        _end(span)
 
-    def _fan_out(self, before: RoomState, event: e.Event) -> None:
-        """Tell the other attached members about a membership or room event."""
-        frames: dict[int, bytes] = {}
-        for peer_id, peer in self.conns.items():
-            member = before.members.get(peer_id)
-            if member is None or not visible_to(peer_id, member.protocol, event):
-                continue
-            frame = frames.get(member.protocol)
-            if frame is None:
-                frame = frames[member.protocol] = wire.text_frame(
-                    encode(event, member.protocol, self.room_id)
-                )
-            self._writes.append((peer, frame))
+    def _created(self) -> None:
+        self.metrics.rooms_created += 1
 
-    def _trace(self, name: str, event: e.Event, origin: Peer | None) -> None:
+    def _expired(self, span: Any) -> None:
+        _end(span)
+        self.metrics.rooms_expired += 1
+        self.expired = True
+        self.stop_timers()
+
+    def _relay_span(self, event: e.SignalRelayed, traceparent: str | None) -> Any:
+        return self.tracing.start(
+            "signal.relay",
+            event.at,
+            traceparent,
+            {
+                "signaling.room_id": self.room_id,
+                "signaling.sender_id": event.sender_id,
+                "signaling.payload_size": len(event.payload.encode()),
+            },
+        )
+
+    def _span(self, name: str, event: e.Event, origin: Peer | None) -> Any:
+        """A span for a membership event, ended once the event is committed."""
         if not self.tracing.wants(None):
-            return
+            return None
         attrs: dict[str, Any] = {"signaling.room_id": self.room_id, "signaling.seq": event.seq}
         if origin is not None:
-            attrs["signaling.peer_id"] = origin.peer_id
-        span = self.tracing.start(name, event.at, None, attrs)
-        if span is not None:
-            span.end()
+            attrs["signaling.peer_id"] = getattr(event, "peer_id", origin.peer_id)
+        return self.tracing.start(name, event.at, None, attrs)
 
-    def _rejected(self, command: c.Command, origin: Peer | None, rejection: Rejection) -> None:
+    def _rejected(
+        self,
+        command: c.Command,
+        origin: Peer | None,
+        rejection: Rejection,
+        local: Local,
+        position: int,
+    ) -> None:
         if origin is None:
             return
-        if type(command) in (c.Create, c.Join, c.Resume) and origin.room is self.handle:
-            origin.room = None
-        origin.error(rejection.code, rejection.message)
+        if isinstance(command, ENTRY):
+            origin.refused(self.handle)
+        local.notes.append((position, partial(origin.error, rejection.code, rejection.message)))
 
-    def _nothing(self, command: c.Command, origin: Peer | None, extra: Any) -> None:
+    def _nothing(
+        self, command: c.Command, origin: Peer | None, local: Local, position: int
+    ) -> None:
         """A command that changed nothing may still owe a reply or a timer."""
         if type(command) is c.Expire:
             self._arm_expiry()
-        elif type(command) is c.Leave and extra is True and origin is not None:
-            origin.write(wire.text_frame(wire.left(self.room_id)))
+        elif type(command) is c.Leave and origin is not None and origin.protocol == 2:
+            frame = wire.text_frame(wire.left(self.room_id))
+            local.notes.append((position, partial(origin.write, frame)))
 
     def _grace_timer(self, args: tuple[str, int], delay: float) -> None:
         self._grace[args] = self.loop.call_later(delay, self._grace_over, args)
 
     def _grace_over(self, args: tuple[str, int]) -> None:
         del self._grace[args]
-        self._post_system(c.GraceOver, args)
-
-    def _expire_sockets(self) -> None:
-        self.metrics.rooms_expired += 1
-        for peer in list(self.conns.values()):
-            peer.room = None
-            peer.close(4000, "room expired")
-        self.conns.clear()
-        self.handle.mailbox.close()
-        self.on_expired(self.room_id)
+        command = c.GraceOver(args[0], args[1], self.wall())
+        self.handle.mailbox.post((command, None), force=True)
 
     # ---- resume ----------------------------------------------------------------------------
 
-    async def _resume(self, command: c.Resume, origin: Peer | None) -> None:
-        assert origin is not None
-        missed = await self.journal.read_after(self.room_id, command.last_seq)
-        # Events trimmed from the journal cannot be replayed: that is a failed resume too.
-        decision = RESUME_FAILED if missed is None else decide(self.state, command)
-        if isinstance(decision, Rejection) or missed is None:
-            self.metrics.resumes["failed"] += 1
-            self._rejected(command, origin, RESUME_FAILED)
-            return
-        state = self.state
-        for event in decision:
-            state = evolve(state, event)
-        await self._commit(list(decision))
-        self.state = state
-        peer_id = command.peer_id
-        previous = self.conns.get(peer_id)
-        if previous is not None and previous is not origin:
-            previous.room = None  # its close must not detach the resumed peer
-            previous.close(4001, "resumed elsewhere")
-        origin.peer_id = peer_id
-        origin.room = self.handle
-        self.conns[peer_id] = origin
+    async def _resume(self, batch: deque[Envelope]) -> None:
+        command, origin = batch[0]
+        assert type(command) is c.Resume and origin is not None
+        before = self.state
+        try:
+            missed = await self.journal.read_after(self.room_id, command.last_seq)
+        except Exception as exc:
+            log.error("journal read failed: %r", exc, extra={"room": self.room_id})
+            self.health.failed()
+            self._unavailable(batch, 1)
+            raise JournalFailed(self.room_id) from exc
+        local = Local()
+        events: list[e.Event] = []
+        state = before
+        try:
+            # Events trimmed from the journal cannot be replayed: that is a failed resume too.
+            decision = RESUME_FAILED if missed is None else decide(before, command)
+            if type(decision) is Rejection or missed is None:
+                self.metrics.resumes["failed"] += 1
+                self._rejected(command, origin, RESUME_FAILED, local, 0)
+            else:
+                assert not isinstance(decision, Rejection)
+                events = list(decision)
+                for event in events:
+                    state = evolve(state, event)
+                peer_id = command.peer_id
+                local.origins[state.seq] = origin
+                reply = wire.room_entered_v2(
+                    "resumed", self.room_id, peer_id, state.peers_of(peer_id), state.seq, None
+                )
+                frames = [wire.text_frame(reply)]
+                for event in missed:
+                    if visible_to(peer_id, 2, event):
+                        frames.append(wire.text_frame(encode(event, 2, self.room_id)))
+                local.notes.append((len(events), partial(_write_all, origin, frames)))
+                span = self._span("room.resume", events[0], origin)
+                local.after.append((len(events), partial(self._resumed, span)))
+        except Exception:
+            log.exception("room actor crashed handling Resume", extra={"room": self.room_id})
+            origin.refused(self.handle)
+            origin.error("internal", INTERNAL_MESSAGE)
+            batch.popleft()
+            self.handle.mailbox.push_front(batch)
+            batch.clear()
+            raise ActorCrashed(self.room_id) from None
+        try:
+            await self._commit(before, state, events, local)
+        except JournalFailed:
+            self._unavailable(batch, 1)
+            raise
+        batch.popleft()
+
+    def _resumed(self, span: Any) -> None:
         self.metrics.resumes["ok"] += 1
-        reply = wire.room_entered_v2(
-            "resumed", self.room_id, peer_id, state.peers_of(peer_id), state.seq, None
-        )
-        origin.write(wire.text_frame(reply))
-        for event in missed:
-            if visible_to(peer_id, 2, event):
-                origin.write(wire.text_frame(encode(event, 2, self.room_id)))
-        self._trace("room.resume", decision[0], origin)
+        _end(span)
+
+
+INTERNAL_MESSAGE = "Internal error; the room was restarted"
+
+
+def _end(span: Any) -> None:
+    if span is not None:
+        span.end()
+
+
+def _write_all(peer: Peer, frames: list[bytes]) -> None:
+    for frame in frames:
+        peer.write(frame)

@@ -1,25 +1,39 @@
-"""The supervisor: allocates room ids, spawns room actors, retires expired rooms, and
-restarts crashed actors from the journal.
+"""The supervisor: claims room ids, runs one supervising task per room, restarts a crashed
+room authority from the journal with backoff, and retires rooms that expired or whose
+journal cannot be read any more.
 
 A restart rebuilds the state with ``replay`` over the journal's snapshot and events and
-starts a new actor on the *same* mailbox and connection map, so members stay in the room
-and queued messages are handled in their original order.
+starts a new actor on the *same* ``RoomHandle`` (mailbox and delivery), so members stay
+attached and queued messages are handled in their original order. A room whose journal
+cannot be loaded after ``restart_attempts`` tries is *lost*: its members get
+``unavailable`` and close code 4002, its queued commands are answered, and its id is freed
+once the journal's delete returned (``Journal`` contract: an id is never reused before its
+stream is gone).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Callable
 
-from signaling.core.room import RoomPolicy, RoomState, replay
+from signaling.core import commands as c
+from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND, RoomPolicy, RoomState, replay
 from signaling.journal import Journal
-from signaling.rooms.actor import Envelope, Peer, RoomActor, RoomHandle
+from signaling.rooms.actor import UNAVAILABLE, ActorCrashed, Health, JournalFailed, RoomActor
+from signaling.rooms.fanout import Fanout
 from signaling.rooms.mailbox import Mailbox
+from signaling.rooms.peer import Envelope, RoomHandle
 from signaling.rooms.roomids import RoomIds
 from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import Tracing
 
 log = logging.getLogger("signaling.rooms.supervisor")
+
+# Journal failures in a row after which the instance reports not ready.
+UNHEALTHY_AFTER = 3
 
 
 class Supervisor:
@@ -33,6 +47,9 @@ class Supervisor:
         room_id_digits: int = 4,
         mailbox_size: int = 4096,
         resume_grace: float = 30.0,
+        restart_attempts: int = 5,
+        backoff: tuple[float, float] = (0.05, 2.0),
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.journal = journal
         self.metrics = metrics
@@ -40,85 +57,192 @@ class Supervisor:
         self.policy = policy
         self.mailbox_size = mailbox_size
         self.resume_grace = resume_grace
+        self.restart_attempts = restart_attempts
+        self.backoff = backoff
+        self.wall = wall
         self.ids = RoomIds(room_id_digits)
         self.rooms: dict[str, RoomHandle] = {}
-        self._conns: dict[str, dict[str, Peer]] = {}
+        self.health = Health(self._journal_failed)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._actors: dict[str, RoomActor] = {}
+        self._probe: asyncio.Task[None] | None = None
         self._closing = False
+
+    @property
+    def journal_healthy(self) -> bool:
+        return self.health.failures < UNHEALTHY_AFTER
 
     def get(self, room_id: str) -> RoomHandle | None:
         return self.rooms.get(room_id)
-
-    def create(self) -> RoomHandle | None:
-        """A new room with a running actor, or None when the id space is exhausted."""
-        room_id = self.ids.allocate()
-        if room_id is None:
-            return None
-        loop = asyncio.get_running_loop()
-        handle = RoomHandle(room_id, Mailbox[Envelope](self.mailbox_size))
-        state = RoomState(room_id, self.policy, last_activity=loop.time())
-        self.journal.create(room_id, state)
-        self.rooms[room_id] = handle
-        self._conns[room_id] = {}
-        self.metrics.rooms_live += 1
-        self._spawn(handle, state)
-        return handle
-
-    def _spawn(self, handle: RoomHandle, state: RoomState) -> None:
-        actor = RoomActor(
-            handle,
-            state,
-            self.journal,
-            self._conns[handle.room_id],
-            self.metrics,
-            self.tracing,
-            self.resume_grace,
-            self._retire,
-        )
-        task = asyncio.get_running_loop().create_task(actor.run(), name=f"room-{handle.room_id}")
-        self._actors[handle.room_id] = actor
-        self._tasks[handle.room_id] = task
-        task.add_done_callback(self._actor_done)
-
-    def _actor_done(self, task: asyncio.Task[None]) -> None:
-        room_id = task.get_name().removeprefix("room-")
-        if task.cancelled() or self._closing or room_id not in self.rooms:
-            return
-        exc = task.exception()
-        if exc is None:
-            return
-        handle = self.rooms[room_id]
-        log.error("restarting room actor from its journal: %s", exc, extra={"room": room_id})
-        self.metrics.actor_restarts += 1
-        asyncio.get_running_loop().create_task(self._restart(handle))
-
-    async def _restart(self, handle: RoomHandle) -> None:
-        snapshot, events = await self.journal.load(handle.room_id)
-        state = replay(snapshot, events)
-        self._spawn(handle, state)
 
     def actor(self, room_id: str) -> RoomActor | None:
         """The live actor of a room (for tests and diagnostics)."""
         return self._actors.get(room_id)
 
-    def _retire(self, room_id: str) -> None:
-        """The room expired: free its id and its journal."""
+    def create(self) -> RoomHandle | None:
+        """A new room whose actor first claims the id in the journal, or None when the id
+        space is exhausted. The caller posts its ``Create`` at once; it is answered after
+        the claim (``unavailable`` if the claim fails)."""
+        room_id = self.ids.allocate()
+        if room_id is None:
+            return None
+        fanout = Fanout(room_id, self.metrics, self.wall)
+        handle = RoomHandle(room_id, Mailbox[Envelope](self.mailbox_size), fanout)
+        fanout.handle = handle
+        state = RoomState(room_id, self.policy, last_activity=self.wall())
+        self.rooms[room_id] = handle
+        self.metrics.rooms_live += 1
+        task = asyncio.get_running_loop().create_task(
+            self._supervise(handle, state), name=f"room-{room_id}"
+        )
+        self._tasks[room_id] = task
+        return handle
+
+    def _delay(self, failures: int) -> float:
+        low, high = self.backoff
+        return float(min(low * 2 ** max(failures - 1, 0), high))
+
+    async def _supervise(self, handle: RoomHandle, state: RoomState) -> None:
+        """The life of one room: claim, serve, restart after crashes, retire."""
+        room_id = handle.room_id
+        claimed = False
+        try:
+            try:
+                claimed = await self.journal.create(room_id, state)
+            except Exception as exc:
+                log.error("journal create failed: %r", exc, extra={"room": room_id})
+                self.health.failed()
+                self._retire(handle, lost=True)
+                return
+            if not claimed:
+                log.warning("room id already claimed in the journal", extra={"room": room_id})
+                self._retire(handle, lost=True)
+                return
+            restarted = False
+            failures = 0
+            while True:
+                actor = RoomActor(
+                    handle,
+                    state,
+                    self.journal,
+                    self.metrics,
+                    self.tracing,
+                    self.resume_grace,
+                    health=self.health,
+                    wall=self.wall,
+                )
+                self._actors[room_id] = actor
+                try:
+                    await actor.run(restarted)
+                    self._retire(handle, lost=False)  # the room expired
+                    return
+                except ActorCrashed as exc:
+                    if isinstance(exc, JournalFailed):
+                        failures = failures + 1 if actor.state.seq == state.seq else 1
+                    else:
+                        failures = 0
+                log.error("restarting room actor from its journal", extra={"room": room_id})
+                self.metrics.actor_restarts += 1
+                if failures:
+                    await asyncio.sleep(self._delay(failures))
+                loaded = await self._load(room_id)
+                if loaded is None:
+                    self._retire(handle, lost=True)
+                    return
+                state = loaded
+                restarted = True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("room supervision failed", extra={"room": room_id})
+            self._retire(handle, lost=True)
+        finally:
+            self._actors.pop(room_id, None)
+            self._tasks.pop(room_id, None)
+            if not self._closing:
+                await self._forget(room_id, claimed)
+
+    async def _load(self, room_id: str) -> RoomState | None:
+        """The room's state from the journal, retried with backoff; None: give up."""
+        for attempt in range(1, self.restart_attempts + 1):
+            try:
+                snapshot, events = await self.journal.load(room_id)
+                return replay(snapshot, events)
+            except Exception as exc:
+                log.error(
+                    "journal load failed (attempt %d): %r", attempt, exc, extra={"room": room_id}
+                )
+                self.health.failed()
+                if attempt < self.restart_attempts:
+                    await asyncio.sleep(self._delay(attempt))
+        return None
+
+    def _retire(self, handle: RoomHandle, *, lost: bool) -> None:
+        """Stop routing to the room and answer everything still queued for it."""
+        room_id = handle.room_id
         if self.rooms.pop(room_id, None) is None:
             return
-        self._conns.pop(room_id, None)
-        self._tasks.pop(room_id, None)
-        self._actors.pop(room_id, None)
-        self.ids.release(room_id)
-        self.journal.delete(room_id)
         self.metrics.rooms_live -= 1
-        log.info("room expired", extra={"room": room_id})
+        left = handle.mailbox.close()
+        if lost:
+            handle.fanout.lose_all()
+            log.error("room lost: its journal is unavailable", extra={"room": room_id})
+        else:
+            log.info("room expired", extra={"room": room_id})
+        for command, origin in left:
+            if origin is None:
+                continue
+            entry = isinstance(command, c.Create | c.Join | c.Resume)
+            if entry:
+                origin.refused(handle)
+            if lost:
+                origin.error("unavailable", UNAVAILABLE)
+            elif type(command) is c.Resume:
+                origin.error(RESUME_FAILED.code, RESUME_FAILED.message)
+            elif entry:
+                origin.error(ROOM_NOT_FOUND.code, ROOM_NOT_FOUND.message)
+
+    async def _forget(self, room_id: str, claimed: bool) -> None:
+        """Delete the room's stream, then free its id (in that order)."""
+        if claimed:
+            try:
+                await self.journal.delete(room_id)
+            except Exception as exc:
+                # The stream lingers; the journal's claim keeps the id from being reused
+                # while it does, so freeing it locally is still safe.
+                log.error("journal delete failed: %r", exc, extra={"room": room_id})
+                self.health.failed()
+        self.ids.release(room_id)
+
+    def _journal_failed(self) -> None:
+        """Keep probing a failing journal so readiness recovers without traffic."""
+        if self._probe is None and not self._closing and not self.journal_healthy:
+            self._probe = asyncio.get_running_loop().create_task(self._probe_journal())
+
+    async def _probe_journal(self) -> None:
+        attempt = 0
+        try:
+            while not self.journal_healthy:
+                attempt += 1
+                await asyncio.sleep(self._delay(attempt))
+                try:
+                    await self.journal.check()
+                except Exception as exc:
+                    log.warning("journal still failing: %r", exc)
+                    continue
+                self.health.failures = 0
+                log.info("journal reachable again")
+        finally:
+            self._probe = None
 
     async def close(self) -> None:
         self._closing = True
         for actor in self._actors.values():
             actor.stop_timers()
         tasks = list(self._tasks.values())
+        if self._probe is not None:
+            tasks.append(self._probe)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,12 +32,11 @@ log = logging.getLogger("signaling.telemetry.tracing")
 # yields tens of traces per second from a busy instance.
 DEFAULT_RATIO = 0.001
 _propagator = TraceContextTextMapPropagator()
-# loop.time() is monotonic; spans want epoch nanoseconds.
-_EPOCH_OFFSET_NS = time.time_ns() - time.monotonic_ns()
 
 
-def epoch_ns(monotonic_s: float) -> int:
-    return int(monotonic_s * 1e9) + _EPOCH_OFFSET_NS
+def epoch_ns(wall_s: float) -> int:
+    """Events carry wall-clock seconds (``time.time()``); spans want epoch nanoseconds."""
+    return int(wall_s * 1e9)
 
 
 def traceparent_of(span: Span) -> str:
@@ -133,7 +131,7 @@ class Tracing:
     def start(
         self, name: str, at: float, traceparent: str | None, attributes: dict[str, Any]
     ) -> Span | None:
-        """A span starting at monotonic time ``at`` (after ``wants`` said yes), or None.
+        """A span starting at wall-clock time ``at`` (after ``wants`` said yes), or None.
 
         A client's ``traceparent`` makes the SDK's parent-based sampler decide; one that
         does not parse into a valid context (all-zero ids, version ``ff``) counts as

@@ -8,18 +8,39 @@ it never touches a socket or reads a clock. See ``session.py`` for where it is a
 
 from __future__ import annotations
 
+import json
 import resource
+import ssl
 from dataclasses import dataclass
 
-from signaling.config import Settings, parse_rate
+from signaling.config import ConfigError, Settings, parse_rate
 from signaling.telemetry.metrics import Metrics
 from signaling.transport.addresses import Network, parse_networks
 from signaling.transport.auth import Authenticator
 from signaling.transport.limits import AddressPolicy, AddressTable, Rate
+from signaling.transport.tls import server_context
 
 # File descriptors kept free for listeners, the admin port, journals and logs when the
 # connection cap is derived from the file limit.
 FD_RESERVE = 64
+
+
+def preflight(settings: Settings) -> None:
+    """Load the key and certificate files once at start-up, so a missing file or a bad
+    key exits with status 2 and a message naming the setting, not a traceback later."""
+    try:
+        Authenticator.from_files(
+            secret=settings.jwt_secret_value(),
+            public_key_file=settings.jwt_public_key_file,
+            jwks_file=settings.jwt_jwks_file,
+        )
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"SIGNALING_JWT_*: {exc}") from None
+    if settings.tls:
+        try:
+            server_context(settings.tls_cert_file, settings.tls_key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"SIGNALING_TLS_CERT_FILE/SIGNALING_TLS_KEY_FILE: {exc}") from None
 
 
 def _rate(text: str) -> Rate:

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
@@ -33,7 +34,8 @@ from signaling.core import commands as c
 from signaling.core import turn, wire
 from signaling.core.errors import ErrorCode
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
-from signaling.rooms.actor import RoomHandle
+from signaling.rooms.peer import RoomHandle
+from signaling.transport import http
 from signaling.transport.framing import MAX_HEADER, frame_size
 
 try:
@@ -52,8 +54,10 @@ TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 V2 = Subprotocol(wire.V2_SUBPROTOCOL)
 TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 HEALTH_PATHS = ("/healthz", "/readyz")
-# websockets reads 128 header lines of 8 KiB each; a browser sends one or two KiB.
-MAX_REQUEST_HEAD = 16 * 1024
+# Each frame of a fragmented message counts at least this many bytes against
+# SIGNALING_MAX_MESSAGE_BYTES, so a message cannot arrive as an endless run of tiny or
+# empty frames (websockets counts only payload bytes).
+FRAGMENT_COST = 64
 
 
 def _select_subprotocol(_: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -68,10 +72,7 @@ def _new_token() -> tuple[str, str]:
 
 def digest(token: str) -> str:
     """Only a digest of a resume token is kept in events and journals."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-_error_frames: dict[tuple[str, str], bytes] = {}
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Connection(asyncio.Protocol):
@@ -79,7 +80,10 @@ class Connection(asyncio.Protocol):
         self.hub = hub
         self.peer_id = str(uuid.uuid4())
         self.protocol: c.Protocol = 1
+        # Where this client's commands go (the room it asked for last) and the room whose
+        # journal lists it as a member; they differ while a create/join/resume is pending.
         self.room: RoomHandle | None = None
+        self.home: RoomHandle | None = None
         self.opened = False
         self.closed = False
         self.out: list[bytes] = []
@@ -87,9 +91,10 @@ class Connection(asyncio.Protocol):
         self.ping_sent = False
         self.closing_since = 0.0
         self.created = self.last_seen = hub.loop.time()
-        self._ice_timer: asyncio.TimerHandle | None = None
-        self._fragments: list[bytes] = []
+        self._fragments = bytearray()  # a fragmented message so far
         self._fragment_op: Opcode | None = None
+        self._ice_timer: asyncio.TimerHandle | None = None
+        self._fragment_charge = 0  # its bytes, each frame counting at least FRAGMENT_COST
         self._skip = 0  # bytes websockets needs to finish its current frame
         self._head = b""  # a frame header websockets holds whose length is not known yet
         self._request = bytearray()  # the opening handshake, until its blank line
@@ -195,25 +200,71 @@ class Connection(asyncio.Protocol):
         return need
 
     def _request_in(self, data: bytes) -> None:
-        """The opening handshake: websockets gets the request head and nothing after it,
-        so that it neither parses the bytes that follow as frames before the connection
-        is open nor loses track of where the first frame begins."""
+        """HTTP before the upgrade (see ``http``): probes are answered here, one request
+        after another; an upgrade request goes to websockets without the bytes after
+        it, which are frames once the connection is open."""
         buf = self._request
-        start = max(len(buf) - 3, 0)
         buf += data
-        end = buf.find(b"\r\n\r\n", start)
-        if end < 0:
-            if len(buf) > MAX_REQUEST_HEAD:
+        while not self.closed:
+            try:
+                head = http.take_head(buf)
+            except http.BadRequest:
+                self._http_reply(400, b"bad request\n", None)
+                return
+            if head is None:
+                if len(buf) > http.MAX_HEAD:
+                    self._http_reply(431, b"request head too large\n", None)
+                return
+            if not head.upgrade and head.method in ("GET", "HEAD"):
+                # The demo page and the browser client (SIGNALING_DEMO_PAGE).
+                page = self.hub.assets.response(head.path, head.method == "HEAD", head.keep_alive)
+                if page is not None:
+                    self._http_write(page, head.keep_alive)
+                    if not head.keep_alive:
+                        return
+                    continue
+            if head.upgrade or (head.method == "GET" and head.path not in HEALTH_PATHS):
+                if head.method != "GET":
+                    self._http_reply(405, b"method not allowed\n", None, allow="GET")
+                    return
+                rest = bytes(buf)
                 self._request = bytearray()
-                self._feed(bytes(buf))  # websockets answers 431 or drops it
-            return
-        end += 4
-        head, rest = bytes(buf[:end]), bytes(buf[end:])
-        self._request = bytearray()
-        self._feed(head)
-        if rest and self.ws.state is OPEN:
-            self._frames_in(rest)
-        # Otherwise the request was answered with an HTTP status and EOF: rest is dropped.
+                self._feed(head.raw)
+                if rest and self.ws.state is OPEN:
+                    self._frames_in(rest)
+                # Otherwise websockets answered with an HTTP status and EOF: rest is dropped.
+                return
+            if head.method not in ("GET", "HEAD"):
+                self._http_reply(405, b"method not allowed\n", None, allow="GET, HEAD")
+                return
+            if head.path in HEALTH_PATHS:
+                ready = head.path == "/healthz" or self.hub.accepting
+                body = b"ok\n" if ready else b"draining\n"
+                self._http_reply(200 if ready else 503, body, head)
+            else:  # HEAD of a WebSocket path
+                self._http_reply(405, b"method not allowed\n", None, allow="GET")
+            if not head.keep_alive:
+                return
+
+    def _http_reply(
+        self, status: int, body: bytes, head: http.Head | None, allow: str = ""
+    ) -> None:
+        """Answer one request; without ``head`` (an error) or keep-alive, close after it."""
+        keep = head is not None and head.keep_alive
+        only = head is not None and head.method == "HEAD"
+        self._http_write(
+            http.response(status, body, head_only=only, keep_alive=keep, allow=allow), keep
+        )
+
+    def _http_write(self, response: bytes, keep: bool) -> None:
+        transport = self.transport
+        transport.write(response)
+        if not keep:
+            self.closed = True
+            self._request = bytearray()
+            transport.close()
+        elif transport.get_write_buffer_size() > self.hub.settings.send_buffer_bytes:
+            self._slow_consumer()  # pipelined probes that never read their answers
 
     def _feed(self, data: bytes) -> None:
         ws = self.ws
@@ -240,33 +291,26 @@ class Connection(asyncio.Protocol):
             hub.metrics.connections_open["v2" if self.protocol == 2 else "v1"] -= 1
             if not hub.ready and not any(conn.opened for conn in hub.connections):
                 hub.all_closed.set()
-        room = self.room
-        if room is not None:
-            self.room = None
-            now = hub.loop.time()
-            command: c.Command = (
-                c.Detach(self.peer_id, now)
-                if self.protocol == 2
-                else c.Leave(self.peer_id, "disconnected", now)
-            )
-            room.mailbox.post((command, None, None), force=True)
+        room, home = self.room, self.home
+        self.room = None
+        if home is not None:
+            self._disconnect(home, self.peer_id)
+        if room is not None and room is not home:
+            self._disconnect(room, self.peer_id)  # queued behind the pending entry
+
+    def _disconnect(self, room: RoomHandle, peer_id: str) -> None:
+        """This socket is gone: v2 members are detached (resumable), v1 members leave."""
+        now = time.time()
+        command: c.Command = (
+            c.Detach(peer_id, now) if self.protocol == 2 else c.Leave(peer_id, "disconnected", now)
+        )
+        room.mailbox.post((command, None), force=True)
 
     # ---- inbound ---------------------------------------------------------------------------
 
     def _handshake(self, request: Request) -> None:
         ws = self.ws
         hub = self.hub
-        path = request.path.partition("?")[0]
-        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
-        if path in HEALTH_PATHS and not upgrade:
-            ready = path == "/healthz" or hub.ready
-            ws.send_response(ws.reject(200 if ready else 503, "ok\n" if ready else "draining\n"))
-            return
-        if not upgrade:  # the demo page and the browser client (SIGNALING_DEMO_PAGE)
-            asset = hub.assets.response(path)
-            if asset is not None:
-                ws.send_response(asset)
-                return
         if not hub.ready:
             ws.send_response(ws.reject(503, "Server is shutting down.\n"))
             return
@@ -327,15 +371,23 @@ class Connection(asyncio.Protocol):
         if op is TEXT or op is BINARY:
             if not frame.fin:
                 self._fragment_op = op
-                self._fragments = [data]
+                self._fragments = bytearray(data)
+                self._fragment_charge = max(len(data), FRAGMENT_COST)
                 return
         elif op is CONT:
-            self._fragments.append(data)
+            # websockets bounds the bytes; the frame count is bounded here: every frame
+            # counts at least FRAGMENT_COST bytes against the message size limit.
+            self._fragment_charge += max(len(data), FRAGMENT_COST)
+            if self._fragment_charge > self.hub.settings.max_message_bytes:
+                self._fragments = bytearray()
+                self.ws.fail(1009, "message too big (fragments)")
+                return
+            self._fragments += data
             if not frame.fin:
                 return
             op = self._fragment_op or BINARY
-            data = b"".join(self._fragments)
-            self._fragments = []
+            data = bytes(self._fragments)
+            self._fragments = bytearray()
             self._fragment_op = None
         else:  # ping, pong, close: the protocol object already answered
             return
@@ -380,8 +432,8 @@ class Connection(asyncio.Protocol):
             if self.protocol == 2:
                 to = wire.optional_str(msg, "to")
                 traceparent = self._traceparent(msg)
-            command = c.Signal(self.peer_id, payload, to, self.last_seen)
-            if not room.mailbox.post((command, self, traceparent)):
+            command = c.Signal(self.peer_id, payload, to, time.time(), traceparent)
+            if not room.mailbox.post((command, self)):
                 self.error("overloaded", "Room is busy; retry later")
             return
         if kind not in wire.MESSAGE_TYPES or (self.protocol == 1 and kind in wire.V2_ONLY_TYPES):
@@ -403,67 +455,83 @@ class Connection(asyncio.Protocol):
             raise wire.WireError("bad_message", "Field 'traceparent' is not a W3C traceparent")
         return tp
 
-    # Entering a room leaves the current one, but only once the new one is certain: a
-    # failed create, join or resume leaves the client where it was, as the seed does.
+    # Entering a room leaves the current one, but only once the new one is certain: the
+    # client's commands go to the new room at once (so they follow the entry in order), and
+    # the room it was in hears ``Leave`` only when the new room's journal has it
+    # (``entered``). A refused or failed create, join or resume leaves the client exactly
+    # where it was, as the seed does (``refused``).
 
     def _create(self) -> None:
         handle = self.hub.supervisor.create()
         if handle is None:
             self.error("rooms_exhausted", "No free room id; try again later")
             return
-        self._leave_current()
         token, token_digest = _new_token() if self.protocol == 2 else (None, "")
+        command = c.Create(self.peer_id, self.protocol, token_digest, time.time(), token)
+        handle.mailbox.post((command, self), force=True)
         self.room = handle
-        command = c.Create(self.peer_id, self.protocol, token_digest, self.hub.loop.time())
-        handle.mailbox.post((command, self, token), force=True)
 
     def _join(self, room_id: str) -> None:
         handle = self.hub.supervisor.get(room_id)
         if handle is None:
             self.error(ROOM_NOT_FOUND.code, ROOM_NOT_FOUND.message)
             return
-        self._leave_current()
         token, token_digest = _new_token() if self.protocol == 2 else (None, "")
-        command = c.Join(self.peer_id, self.protocol, token_digest, self.hub.loop.time())
-        self._enter(handle, command, token)
+        command = c.Join(self.peer_id, self.protocol, token_digest, time.time(), token)
+        self._enter(handle, command)
 
     def _leave(self) -> None:
-        room = self.room
+        room, home = self.room, self.home
         if room is None:
             self.error("not_in_room", "Not in a room")
             return
         self.room = None
-        command = c.Leave(self.peer_id, "left", self.hub.loop.time())
-        room.mailbox.post((command, self, True), force=True)
+        if home is not None and home is not room:
+            home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
+        room.mailbox.post((c.Leave(self.peer_id, "left", time.time()), self), force=True)
 
     def _resume(self, msg: wire.Inbound) -> None:
         room_id = wire.require_str(msg, "roomId")
         peer_id = wire.require_str(msg, "peerId")
-        token = wire.require_str(msg, "resumeToken")
+        token = msg.fields.get("resumeToken")
+        if not isinstance(token, str):
+            raise wire.WireError("bad_message", "Field 'resumeToken' must be a string")
         last_seq = wire.require_seq(msg, "lastSeq")
         handle = self.hub.supervisor.get(room_id)
-        if handle is None:
+        # Tokens are URL-safe base64 (ASCII): any other text, a lone surrogate included,
+        # cannot match one, and is refused before the client leaves its current room.
+        if handle is None or not token.isascii():
             self.hub.metrics.resumes["failed"] += 1
             self.error(RESUME_FAILED.code, RESUME_FAILED.message)
             return
-        self._leave_current()
-        command = c.Resume(peer_id, digest(token), last_seq, self.hub.loop.time())
-        self._enter(handle, command, None)
+        self._enter(handle, c.Resume(peer_id, digest(token), last_seq, time.time()))
 
-    def _enter(self, handle: RoomHandle, command: c.Command, extra: str | None) -> None:
-        """Route this client to ``handle`` now, so later signals follow the command in
-        order; the actor clears it again if it refuses the command."""
-        self.room = handle
-        if not handle.mailbox.post((command, self, extra)):
-            self.room = None
+    def _enter(self, handle: RoomHandle, command: c.Command) -> None:
+        if not handle.mailbox.post((command, self)):
             self.error("overloaded", "Room is busy; retry later")
+            return
+        self.room = handle
 
-    def _leave_current(self) -> None:
-        room = self.room
-        if room is not None:
+    # ---- rooms.peer.Peer: told by the room once its journal decided ----------------------
+
+    def entered(self, room: RoomHandle, peer_id: str) -> None:
+        home = self.home
+        if home is not None and home is not room:
+            home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
+        self.home = room
+        self.peer_id = peer_id
+        if self.closed:  # gone while the entry was pending: leave the new room too
+            self._disconnect(room, peer_id)
+
+    def refused(self, room: RoomHandle) -> None:
+        if self.room is room:
+            self.room = self.home
+
+    def evicted(self, room: RoomHandle) -> None:
+        if self.home is room:
+            self.home = None
+        if self.room is room:
             self.room = None
-            command = c.Leave(self.peer_id, "left", self.hub.loop.time())
-            room.mailbox.post((command, self, False), force=True)
 
     # ---- outbound --------------------------------------------------------------------------
 
@@ -489,13 +557,8 @@ class Connection(asyncio.Protocol):
 
     def error(self, code: ErrorCode, message: str) -> None:
         self.hub.metrics.errors[code] += 1
-        key = (code, message)
-        frame = _error_frames.get(key)
-        if frame is None:
-            frame = wire.text_frame(wire.error(code, message))
-            if len(_error_frames) < 256:
-                _error_frames[key] = frame
-        self.write(frame)
+        # Built each time: a cache keyed by text a client chose would be the client's to fill.
+        self.write(wire.text_frame(wire.error(code, message)))
 
     def write(self, frame: bytes) -> None:
         """Queue a ready-made frame; it goes out with this turn's other frames."""
@@ -527,16 +590,22 @@ class Connection(asyncio.Protocol):
             self._slow_consumer()
 
     def _pump(self) -> None:
-        """Write what the protocol object produced (handshake, pong, close); honour EOF."""
+        """Write what the protocol object produced (handshake, pong, close); honour EOF.
+
+        These bytes count against the send buffer like every other frame: a client that
+        sends pings and never reads the pongs is a slow consumer too."""
         if self.closed:
             return
+        transport = self.transport
         for chunk in self.ws.data_to_send():
             if chunk:
-                self.transport.write(chunk)
+                transport.write(chunk)
             else:
                 self.closed = True
-                self.transport.close()
+                transport.close()
                 return
+        if transport.get_write_buffer_size() + self.out_bytes > self.hub.settings.send_buffer_bytes:
+            self._slow_consumer()
 
     def _slow_consumer(self) -> None:
         if self.closed:
@@ -568,11 +637,11 @@ class Connection(asyncio.Protocol):
             return
         settings = self.hub.settings
         if not self.opened:
-            if now - self.created > 10.0:
+            if now - self.created > settings.handshake_timeout:
                 self.abort()
             return
         if self.closing_since:
-            if now - self.closing_since > 5.0:
+            if now - self.closing_since > settings.close_timeout:
                 self.abort()
             return
         idle = now - self.last_seen

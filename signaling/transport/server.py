@@ -23,7 +23,9 @@ from signaling.journal import Journal, MemoryJournal
 from signaling.rooms.supervisor import Supervisor
 from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import Tracing
+from signaling.transport.admission import Admission
 from signaling.transport.connection import Connection
+from signaling.transport.tls import Certificates
 from signaling.web.assets import Assets
 
 log = logging.getLogger("signaling.transport.server")
@@ -55,6 +57,8 @@ class Hub:
             mailbox_size=settings.mailbox_size,
             resume_grace=settings.resume_grace,
         )
+        # Limits, origins and tokens: one process-wide policy every session asks.
+        self.admission = Admission.from_settings(settings, self.metrics)
         self.connections: set[Connection] = set()
         # The browser side: static files on the public port, ICE servers for v2 clients.
         self.assets = Assets.load(settings.demo_page)
@@ -71,6 +75,12 @@ class Hub:
         self.flush_threshold = max(settings.send_buffer_bytes // 4, 4096)
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+
+    @property
+    def accepting(self) -> bool:
+        """What ``/readyz`` answers: serving (not draining) and the journal is not failing
+        again and again (``Supervisor.journal_healthy``; a probe brings it back)."""
+        return self.ready and self.supervisor.journal_healthy
 
     def mark_dirty(self, conn: Connection) -> None:
         """Coalesce writes: every dirty connection is flushed once, at the next loop turn."""
@@ -107,14 +117,23 @@ class Server:
         self._admin: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self.certificates = (
+            Certificates(settings.tls_cert_file, settings.tls_key_file) if settings.tls else None
+        )
 
     async def start(self) -> None:
         s = self.settings
         hub = self.hub
         loop = hub.loop
         host = s.host or None
+        certs = self.certificates
         self._listener = await loop.create_server(
-            lambda: Connection(hub), host, s.port, reuse_address=True, backlog=4096
+            lambda: Connection(hub),
+            host,
+            s.port,
+            reuse_address=True,
+            backlog=4096,
+            ssl=certs.listener if certs is not None else None,
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         if s.metrics_port:
@@ -128,10 +147,12 @@ class Server:
         self._sweeper = loop.create_task(self._sweep())
         hub.ready = True
         log.info(
-            "listening on %s:%d (metrics %s)",
+            "listening on %s:%d%s (metrics %s; at most %d WebSockets)",
             s.host or "*",
             self.port,
+            " with TLS" if certs is not None else "",
             self.metrics_port if s.metrics_port else "off",
+            hub.admission.max_connections,
         )
 
     async def _sweep(self) -> None:
@@ -156,6 +177,14 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def reload(self) -> None:
+        """SIGHUP: reload the TLS certificate and key (open connections are kept)."""
+        if self.certificates is None:
+            log.info("SIGHUP: nothing to reload (TLS is off)")
+            return
+        self.certificates.reload()
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("received %s: draining", sig.name)

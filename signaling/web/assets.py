@@ -4,16 +4,14 @@ Why the signaling server serves them: a web developer can ``import`` the client 
 server it talks to, with no bundler and no version skew, and ``make run`` gives a page to
 open. The files are read once at start-up (they are package data, so the wheel and the
 container image carry them) and their headers prepared once; serving is a dictionary
-lookup in the WebSocket handshake path. ``SIGNALING_DEMO_PAGE=false`` serves none of them.
+lookup where the connection reads HTTP requests, before any WebSocket upgrade.
+``SIGNALING_DEMO_PAGE=false`` serves none of them.
 """
 
 from __future__ import annotations
 
 import email.utils
 from importlib import resources
-
-from websockets.datastructures import Headers
-from websockets.http11 import Response
 
 JS = "text/javascript; charset=utf-8"
 # path -> (file in static/, content type)
@@ -33,27 +31,25 @@ PAGE_POLICY = (
 )
 
 
-def _headers(body: bytes, content_type: str) -> list[tuple[str, str]]:
-    headers = [
-        ("Connection", "close"),
-        ("Content-Length", str(len(body))),
-        ("Content-Type", content_type),
-        ("Cache-Control", "no-cache"),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
+def _head_lines(body: bytes, content_type: str) -> str:
+    lines = [
+        f"Content-Length: {len(body)}",
+        f"Content-Type: {content_type}",
+        "Cache-Control: no-cache",
+        "X-Content-Type-Options: nosniff",
+        "Referrer-Policy: no-referrer",
     ]
     if content_type.startswith("text/html"):
-        headers.append(("Content-Security-Policy", PAGE_POLICY))
+        lines.append(f"Content-Security-Policy: {PAGE_POLICY}")
     else:
-        # Pages on other origins may import the client module.
-        headers.append(("Access-Control-Allow-Origin", "*"))
-    return headers
+        lines.append("Access-Control-Allow-Origin: *")  # pages elsewhere may import the client
+    return "\r\n".join(lines)
 
 
 class Assets:
-    """Bodies and headers by request path (none when the demo page is off)."""
+    """Bodies and header lines by request path (none when the demo page is off)."""
 
-    def __init__(self, files: dict[str, tuple[bytes, list[tuple[str, str]]]]) -> None:
+    def __init__(self, files: dict[str, tuple[bytes, str]]) -> None:
         self._files = files
 
     @classmethod
@@ -63,21 +59,23 @@ class Assets:
         static = resources.files("signaling.web") / "static"
         return cls(
             {
-                path: (body, _headers(body, content_type))
+                path: (body, _head_lines(body, content_type))
                 for path, (name, content_type) in ROUTES.items()
                 for body in [(static / name).read_bytes()]
             }
         )
 
-    def response(self, path: str) -> Response | None:
-        """The response for a plain GET of ``path`` (query string removed), if any."""
+    def response(self, path: str, head_only: bool, keep_alive: bool) -> bytes | None:
+        """The complete HTTP/1.1 response to a GET (or HEAD) of ``path``, if it is ours."""
         found = self._files.get(path)
         if found is None:
             return None
-        body, headers = found
-        return Response(
-            200, "OK", Headers([("Date", email.utils.formatdate(usegmt=True)), *headers]), body
-        )
+        body, lines = found
+        head = (
+            f"HTTP/1.1 200 OK\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n{lines}\r\n"
+            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+        ).encode()
+        return head if head_only else head + body
 
     def __bool__(self) -> bool:
         return bool(self._files)

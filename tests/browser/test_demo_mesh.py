@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.http import http_get
 from tests.support.server import ServerProcess, spawn_server
 from tests.support.tcpproxy import TcpProxy, tcp_proxy
 
@@ -158,8 +159,6 @@ def test_three_pages_mesh_chat_and_resume(
 
 
 def test_demo_page_off_serves_nothing() -> None:
-    from tests.support.server import http_get
-
     with spawn_server({"SIGNALING_DEMO_PAGE": "false"}, metrics=False) as running:
         for path in ("/", "/client/signaling.js", "/demo.js"):
             status, _ = http_get(running.http + path)

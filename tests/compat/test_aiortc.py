@@ -16,9 +16,8 @@ import aioice.ice
 import pytest
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
+from tests.support.client import Client
 from tests.support.server import ServerProcess
-
-from .conftest import Client, open_client
 
 TIMEOUT = 30.0
 FROM_A = "hello from A (answerer) \u2713"
@@ -38,7 +37,7 @@ def loopback_only_ice(monkeypatch: pytest.MonkeyPatch) -> None:
 async def next_signal(client: Client) -> dict[str, Any]:
     """The next relayed `signal`, skipping v2 presence notifications."""
     while True:
-        msg = await client.recv(within=TIMEOUT)
+        msg = await client.recv(timeout=TIMEOUT)
         if msg["type"] in ("peer_joined", "peer_left"):
             assert client.subprotocol is not None, f"v1 client got {msg}"
             continue
@@ -47,8 +46,8 @@ async def next_signal(client: Client) -> dict[str, Any]:
 
 
 async def negotiate_and_chat(server: ServerProcess, a_v2: bool, b_v2: bool) -> None:
-    a = await open_client(server, "A", v2=a_v2)
-    b = await open_client(server, "B", v2=b_v2)
+    a = await Client.open(server, a_v2, name="A")
+    b = await Client.open(server, b_v2, name="B")
     pc_a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc_b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     loop = asyncio.get_running_loop()

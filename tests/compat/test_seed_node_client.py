@@ -3,8 +3,10 @@
 `test-two-clients.js` is the README's code block byte-for-byte, so it hardcodes
 `ws://localhost:8080` and never exits by itself: we start the server on port 8080 bound
 to all interfaces (whether Node resolves `localhost` to ::1 or 127.0.0.1 it must connect),
-let the script run until it has printed everything (at least ~2 s), kill it and check
-what it printed.
+let the script run until A has printed the relayed signal, then stop the server: the
+script prints `A close` and `B close` once the server's close frames arrive, which come
+after everything the server sent before. Then we kill the script and check its output:
+events in order, no waiting for a quiet period.
 """
 
 from __future__ import annotations
@@ -17,18 +19,20 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.server import spawn_server
+from tests.support.server import ServerProcess, spawn_server
 
 COMPAT_DIR = Path(__file__).resolve().parent
 SCRIPT = COMPAT_DIR / "test-two-clients.js"
 SEED_PORT = 8080  # hardcoded in the seed's script
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+RELAYED = 'A recv: {"type":"signal"'  # the last line the script prints on its own
+EOF = "\x00EOF"  # the collector's end-of-output marker
 EXPECTED_PAYLOAD = json.dumps(
     {"type": "dummy", "text": "hello from B"}, separators=(",", ":")
 )  # what JSON.stringify({ type: 'dummy', text: 'hello from B' }) produces
@@ -60,11 +64,11 @@ def _port_in_use(port: int) -> str | None:
 
 
 class _LineCollector:
-    """Read a child's stdout on a thread so we can poll without blocking."""
+    """Read a child's stdout on a thread; wait for lines without blocking the reader."""
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.lines: list[str] = []
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         assert proc.stdout is not None
         self._stdout = proc.stdout
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -72,12 +76,23 @@ class _LineCollector:
 
     def _run(self) -> None:
         for line in self._stdout:
-            with self._lock:
+            with self._changed:
                 self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self.lines.append(EOF)
+            self._changed.notify_all()
 
     def snapshot(self) -> list[str]:
-        with self._lock:
-            return list(self.lines)
+        with self._changed:
+            return [line for line in self.lines if line is not EOF]
+
+    def wait_for(self, done: Callable[[list[str]], bool], timeout: float = 30.0) -> bool:
+        """Until ``done(lines)`` holds (True) or the script exits or the guard ends (False)."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: done(self.lines) or EOF in self.lines, timeout
+            ) and done(self.lines)
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
@@ -94,7 +109,8 @@ def _recv_lines(lines: list[str], who: str) -> list[dict[str, Any]]:
     return out
 
 
-def _run_seed_script(node: str, min_runtime: float = 2.0, max_runtime: float = 15.0) -> list[str]:
+def _run_seed_script(node: str, server: ServerProcess) -> tuple[list[str], list[str]]:
+    """(lines printed while the server ran, lines printed after it was stopped)."""
     proc = subprocess.Popen(
         [node, SCRIPT.name],
         cwd=COMPAT_DIR,
@@ -103,23 +119,17 @@ def _run_seed_script(node: str, min_runtime: float = 2.0, max_runtime: float = 1
         text=True,
     )
     collector = _LineCollector(proc)
-    start = time.monotonic()
     try:
-        while time.monotonic() - start < max_runtime:
-            if proc.poll() is not None:
-                break  # the script never exits on its own: something went wrong
-            elapsed = time.monotonic() - start
-            done = any(line.startswith('A recv: {"type":"signal"') for line in collector.snapshot())
-            if done and elapsed >= min_runtime:
-                time.sleep(0.3)  # anything stray that follows the signal
-                break
-            time.sleep(0.05)
+        collector.wait_for(lambda lines: any(x.startswith(RELAYED) for x in lines))
+        during = collector.snapshot()
+        server.terminate()  # closes both clients (1001) after everything sent before
+        collector.wait_for(lambda lines: {"A close", "B close"} <= set(lines))
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
         collector.join(timeout=5)
-    return collector.snapshot()
+    return during, collector.snapshot()[len(during) :]
 
 
 def test_seed_two_clients_script_runs_unchanged() -> None:
@@ -141,17 +151,20 @@ def test_seed_two_clients_script_runs_unchanged() -> None:
             f"server did not start on port {SEED_PORT} with HOST='' (all interfaces): {err}"
         )
     try:
-        lines = _run_seed_script(node)
+        lines, after_stop = _run_seed_script(node, server)
         server_log = server.log()
     finally:
         server_cm.__exit__(None, None, None)
 
-    output = "\n".join(lines)
+    output = "\n".join(lines) + "\n--- server stopped ---\n" + "\n".join(after_stop)
     context = f"node output:\n{output}\n\nserver log:\n{server_log}"
 
     assert "A open" in lines, context
     assert "B open" in lines, context
+    # The server closed nobody while it ran; stopping it closed both, and nothing else
+    # (no stray message) came before the close frames.
     assert not any(line in ("A close", "B close") for line in lines), context
+    assert sorted(after_stop) == ["A close", "B close"], context
 
     created = [line for line in lines if line.startswith("Room created: ")]
     assert len(created) == 1, context

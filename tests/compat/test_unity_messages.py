@@ -11,9 +11,10 @@ import json
 import re
 from typing import Any
 
+from tests.support.client import Client
 from tests.support.server import ServerProcess
 
-from .conftest import V2_ONLY_FIELDS, V2_ONLY_TYPES, Client, open_client
+from .conftest import V2_ONLY_FIELDS, V2_ONLY_TYPES
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
@@ -86,8 +87,8 @@ def assert_v1_clean(msg: dict[str, Any], who: str) -> None:
 
 
 async def unity_create(server: ServerProcess, name: str) -> tuple[Client, str, str]:
-    client = await open_client(server, name)
-    await client.send_raw(unity("create"))
+    client = await Client.open(server, name=name)
+    await client.send(unity("create"))
     msg = await client.recv_type("room_created")
     assert set(msg) == {"type", "roomId", "myId"}, msg
     assert re.fullmatch(r"\d{4}", msg["roomId"]), msg
@@ -96,8 +97,8 @@ async def unity_create(server: ServerProcess, name: str) -> tuple[Client, str, s
 
 
 async def unity_join(server: ServerProcess, name: str, room_id: str) -> tuple[Client, str]:
-    client = await open_client(server, name)
-    await client.send_raw(unity("join", room_id))
+    client = await Client.open(server, name=name)
+    await client.send(unity("join", room_id))
     msg = await client.recv_type("room_joined")
     assert set(msg) == {"type", "roomId", "myId"}, msg
     assert msg["roomId"] == room_id, msg
@@ -116,8 +117,8 @@ async def test_unity_create_join_signal_relayed_verbatim(server: ServerProcess) 
             (a, a_id, b, CANDIDATE_PAYLOAD),
             (b, b_id, a, UNICODE_PAYLOAD),
         ):
-            await sender.send_raw(unity("signal", room_id, payload))
-            raw = await receiver.recv_raw()
+            await sender.send(unity("signal", room_id, payload))
+            raw = await receiver.recv_text()
             msg = json.loads(raw)
             assert msg == {
                 "type": "signal",
@@ -143,8 +144,8 @@ async def test_unity_string_payload_stays_a_string(server: ServerProcess) -> Non
     try:
         inner = json.dumps({"type": "offer", "sdp": OFFER_SDP}, separators=(",", ":"))
         sent = json.dumps({"type": "signal", "roomId": room_id, "payload": inner})
-        await a.send_raw(sent)
-        raw = await b.recv_raw()
+        await a.send(sent)
+        raw = await b.recv_text()
         msg = json.loads(raw)
         assert msg == {"type": "signal", "senderId": a_id, "payload": inner}, raw
         assert top_level_spans(raw)["payload"] == json.dumps(inner), raw
@@ -158,9 +159,9 @@ async def test_unity_signal_reaches_every_other_member(server: ServerProcess) ->
     b, b_id = await unity_join(server, "B", room_id)
     c, _ = await unity_join(server, "C", room_id)
     try:
-        await b.send_raw(unity("signal", room_id, CANDIDATE_PAYLOAD))
+        await b.send(unity("signal", room_id, CANDIDATE_PAYLOAD))
         for receiver in (a, c):
-            raw = await receiver.recv_raw()
+            raw = await receiver.recv_text()
             assert json.loads(raw)["senderId"] == b_id, raw
             assert top_level_spans(raw)["payload"] == CANDIDATE_PAYLOAD, raw
         assert await b.drain(0.3) == [], "sender received its own signal"
@@ -174,11 +175,11 @@ async def test_unity_signal_reaches_every_other_member(server: ServerProcess) ->
 async def test_unity_join_unknown_room(server: ServerProcess) -> None:
     a, room_id, _ = await unity_create(server, "A")
     missing = f"{(int(room_id) + 1) % 10000:04d}"
-    other = await open_client(server, "other")
+    other = await Client.open(server, name="other")
     try:
         # The number after `room_id` is almost surely free; make sure by trying a few.
         for candidate in (missing, *(f"{(int(room_id) + k) % 10000:04d}" for k in range(2, 50))):
-            await other.send_raw(unity("join", candidate))
+            await other.send(unity("join", candidate))
             msg = await other.recv()
             if msg["type"] == "error":
                 assert msg == {
@@ -189,11 +190,11 @@ async def test_unity_join_unknown_room(server: ServerProcess) -> None:
                 break
             # Someone else's room: leave it by reconnecting and try the next number.
             await other.close()
-            other = await open_client(server, "other")
+            other = await Client.open(server, name="other")
         else:
             raise AssertionError("could not find a free room number")
         # The failed join must not have put `other` anywhere: A's room stays private.
-        await other.send_raw(unity("signal", "", '{"x":1}'))
+        await other.send(unity("signal", "", '{"x":1}'))
         assert await a.drain(0.3) == []
     finally:
         await a.close()
@@ -204,8 +205,8 @@ async def test_mixed_room_v1_never_sees_v2_only_messages(server: ServerProcess) 
     # A: v1 (Unity) creator.  B: v2.  C: v1 (Unity) joiner.
     a, room_id, a_id = await unity_create(server, "A")
 
-    b = await open_client(server, "B", v2=True)
-    await b.send_raw(unity("join", room_id))
+    b = await Client.open(server, True, name="B")
+    await b.send(unity("join", room_id))
     b_joined = await b.recv_type("room_joined")
     assert b_joined["roomId"] == room_id, b_joined
     b_id = b_joined["myId"]
@@ -220,13 +221,13 @@ async def test_mixed_room_v1_never_sees_v2_only_messages(server: ServerProcess) 
         assert "seq" in peer_joined, peer_joined
 
         # A broadcasts: B sees seq, C (v1) sees the seed's three fields only.
-        await a.send_raw(unity("signal", room_id, OFFER_PAYLOAD))
-        to_b = await b.recv_raw()
+        await a.send(unity("signal", room_id, OFFER_PAYLOAD))
+        to_b = await b.recv_text()
         b_sig = json.loads(to_b)
         assert b_sig["type"] == "signal" and b_sig["senderId"] == a_id, to_b
         assert "seq" in b_sig, f"v2 signal without seq: {to_b}"
         assert top_level_spans(to_b)["payload"] == OFFER_PAYLOAD, to_b
-        to_c = await c.recv_raw()
+        to_c = await c.recv_text()
         assert set(json.loads(to_c)) == {"type", "senderId", "payload"}, to_c
         assert top_level_spans(to_c)["payload"] == OFFER_PAYLOAD, to_c
 
@@ -247,7 +248,7 @@ async def test_mixed_room_v1_never_sees_v2_only_messages(server: ServerProcess) 
 
         a_rest = await a.drain(0.5)
         assert a_rest == [], f"v1 client A got unexpected messages: {a_rest}"
-        for raw in a.received_raw + c.received_raw:
+        for raw in a.received + c.received:
             assert_v1_clean(json.loads(raw), "A/C")
         assert await b.drain(0.2) == []
     finally:

@@ -18,8 +18,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 from tests.support.client import Client
+from tests.support.http import http_get
+from tests.support.waiting import wait_until
 
 # testcontainers reads its configuration when first imported, so the defaults go in
 # before any import of it. Ryuk (the reaper container) would need a registry pull.
@@ -128,15 +128,6 @@ def image(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     return TEST_IMAGE_TAG
 
 
-def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
-    """GET a URL; (status, body) for any status instead of raising."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return int(resp.status), resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return int(err.code), err.read().decode()
-
-
 @dataclass
 class Running:
     """A started server container and where to reach it from the test process."""
@@ -147,7 +138,7 @@ class Running:
     metrics_port: int
 
     @property
-    def ws_url(self) -> str:
+    def ws_url(self) -> str:  # what tests.support.client.Client.open connects to
         return f"ws://{self.host}:{self.port}/"
 
     @property
@@ -172,34 +163,26 @@ class Running:
         return state
 
 
-def wait_ready(running: Running, timeout: float = READY_TIMEOUT_S) -> float:
-    """Poll /readyz until 200; seconds it took. Fails early, with the logs, if it exits."""
-    started = time.monotonic()
-    last = "no answer"
-    for _ in range(int(timeout / 0.1) + 1):
-        if time.monotonic() - started > timeout:
-            break
-        try:
-            status, body = http_get(f"{running.http}/readyz", timeout=1.0)
-            if status == 200:
-                return time.monotonic() - started
-            last = f"{status} {body!r}"
-        except OSError as exc:
-            last = f"{type(exc).__name__}: {exc}"
+def wait_ready(running: Running, timeout: float = READY_TIMEOUT_S) -> None:
+    """Until /readyz answers 200. Fails early, with the logs, if the container exits."""
+
+    def ready() -> bool:
         state = running.state()
         if state.get("Status") not in ("created", "running"):
             pytest.fail(
                 f"container exited ({json.dumps(state)}) before ready; logs:\n{running.logs()}",
                 pytrace=False,
             )
-        time.sleep(0.1)
-    pytest.fail(
-        f"/readyz not 200 within {timeout}s (last: {last}); logs:\n{running.logs()}",
-        pytrace=False,
-    )
+        return http_get(f"{running.http}/readyz", timeout=1.0)[0] == 200
+
+    try:
+        wait_until(ready, what="/readyz 200", timeout=timeout, interval=0.1, ignore=(OSError,))
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}; logs:\n{running.logs()}", pytrace=False)
 
 
 StartContainer = Callable[..., Running]
+MakePeer = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
@@ -262,28 +245,16 @@ def shared_server(image: str) -> Iterator[Running]:
         container.stop()
 
 
-class Peer(Client):
-    """A peer of the running container."""
-
-    @classmethod
-    async def open(cls, running: Running, v2: bool = False) -> Peer:
-        peer: Peer = await cls.connect(running.ws_url, v2, close_timeout=3)
-        return peer
-
-
 @pytest.fixture
-async def peers() -> AsyncIterator[Callable[..., Awaitable[Peer]]]:
+async def peers() -> AsyncIterator[MakePeer]:
     """Factory of peers against a running container; all closed after the test."""
-    opened: list[Peer] = []
+    opened: list[Client] = []
 
-    async def make(running: Running, v2: bool = False) -> Peer:
-        peer = await Peer.open(running, v2)
+    async def make(running: Running, v2: bool = False) -> Client:
+        peer = await Client.open(running, v2, close_timeout=3)
         opened.append(peer)
         return peer
 
     yield make
     for peer in opened:
         await peer.ws.close()
-
-
-MakePeer = Callable[..., Awaitable[Peer]]

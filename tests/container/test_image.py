@@ -17,7 +17,7 @@ def test_image_metadata(engine: Any, image: str) -> None:
     assert config["Entrypoint"][:3] == ["/opt/venv/bin/python", "-m", "signaling"]
     assert config.get("StopSignal") in ("SIGTERM", "15")
     health = config["Healthcheck"]["Test"]
-    assert health[0] == "CMD" and "/healthz" in " ".join(health)
+    assert health[0] == "CMD" and "signaling.healthcheck" in " ".join(health)
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["PATH"].startswith("/opt/venv/bin:")

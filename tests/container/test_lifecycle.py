@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
-from tests.container.conftest import MakePeer, StartContainer, http_get
+from tests.container.conftest import MakePeer, StartContainer
 from tests.container.test_protocol import v1_flow
+from tests.support.http import http_get
 
 # The first test also builds the image (session fixture), which pytest-timeout counts.
 pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
@@ -30,19 +30,15 @@ async def test_sigterm_drains_clients_with_1001_and_exits_0(
     idle = await peers(running)  # connected, in no room
     connected = [a, b, c, idle]
 
-    started = time.monotonic()
     await asyncio.to_thread(running.wrapped.kill, signal="SIGTERM")
-    for peer in connected:
-        await asyncio.wait_for(peer.ws.wait_closed(), SHUTDOWN_TIMEOUT_S + 2)
-    codes = [peer.ws.close_code for peer in connected]
+    codes = [(await peer.closed(timeout=30))[0] for peer in connected]
     assert codes == [1001] * len(connected), codes
 
-    result = await asyncio.to_thread(running.wrapped.wait, timeout=SHUTDOWN_TIMEOUT_S + 5)
-    took = time.monotonic() - started
+    result = await asyncio.to_thread(running.wrapped.wait, timeout=60)  # failure guard
     logs = running.logs()
     assert result["StatusCode"] == 0, logs
-    assert took < SHUTDOWN_TIMEOUT_S + 2, f"exit took {took:.1f}s"
-    assert "drained" in logs, logs
+    # Prompt, not by the timeout: every client answered the close, none was forced.
+    assert f"drained {len(connected)} connections (0 forced)" in logs, logs
     assert running.state()["OOMKilled"] is False
 
 

@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from tests.container.conftest import MakePeer, Running, http_get
+from tests.container.conftest import MakePeer, Running
+from tests.support.http import http_get, metric_value
+from tests.support.waiting import wait_until
 
 # The first test also builds the image (session fixture), which pytest-timeout counts.
 pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
@@ -24,6 +26,13 @@ def test_health_ready_and_metrics(shared_server: Running) -> None:
     assert status == 200
     names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
     assert any(name.startswith("signaling_") for name in names), sorted(names)
+
+
+def v2_connections(running: Running) -> float | None:
+    """The server's count of open signaling.v2 connections, from its /metrics."""
+    status, text = http_get(running.metrics_url)
+    assert status == 200, text[:300]
+    return metric_value(text, "signaling_connections_open", protocol="v2")
 
 
 async def v1_flow(running: Running, peers: MakePeer) -> None:
@@ -73,8 +82,11 @@ async def test_v2_peer_joined_and_resume_exactly_once(
     assert before["payload"] == "before" and before["senderId"] == a.my_id
     last_seen = b.seq
 
+    assert await asyncio.to_thread(v2_connections, shared_server) == 2  # a and b
     b.drop()  # no leave, no close frame: the TCP connection just dies
-    await asyncio.sleep(0.1)
+    await asyncio.to_thread(
+        wait_until, lambda: v2_connections(shared_server) == 1, what="the server to see the drop"
+    )
     missed = [f"missed-{n}" for n in range(3)]
     for text in missed:
         await a.send({"type": "signal", "payload": text})

@@ -1,4 +1,4 @@
-"""In-process servers on ephemeral loopback ports, and a small JSON WebSocket client."""
+"""In-process servers on ephemeral loopback ports, and peers connected to them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 from signaling.config import Settings
 from signaling.telemetry.tracing import Tracing
 from signaling.transport.server import Server
-from tests.support import client as support
+from tests.support.client import Client
 
 StartServer = Callable[..., Awaitable[Server]]
+Make = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
@@ -38,17 +39,9 @@ async def server(start_server: StartServer) -> Server:
     return await start_server()
 
 
-class Client(support.Client):
-    """A test peer of an in-process server."""
-
-    @classmethod
-    async def open(cls, server: Server, v2: bool = False, **kwargs: Any) -> Client:
-        client: Client = await cls.connect(f"ws://127.0.0.1:{server.port}/", v2, **kwargs)
-        return client
-
-
 @pytest.fixture
-async def clients(server: Server) -> AsyncIterator[Callable[..., Awaitable[Client]]]:
+async def clients(server: Server) -> AsyncIterator[Make]:
+    """Factory of peers of ``server`` (or of ``srv=``); all closed after the test."""
     opened: list[Client] = []
 
     async def make(v2: bool = False, srv: Server | None = None, **kw: Any) -> Client:

@@ -10,9 +10,13 @@ import pytest
 from websockets.asyncio.client import connect
 
 from signaling.transport.server import Server
-from tests.integration.conftest import Client, StartServer
-from tests.integration.rawclient import RawClient
-from tests.support.server import http_get, spawn_server
+from tests.integration.conftest import StartServer
+from tests.support.client import Client
+from tests.support.http import http_get
+from tests.support.raw import RawClient
+from tests.support.rooms import members
+from tests.support.server import spawn_server
+from tests.support.waiting import eventually
 
 Make = Callable[..., Awaitable[Client]]
 
@@ -83,22 +87,29 @@ async def test_full_mailbox_answers_overloaded_and_drops_nothing_silently(
     assert (await sender.next_text())["type"] == "room_joined"
     total = 200
     await sender.send_many([json.dumps({"type": "signal", "payload": n}) for n in range(total)])
-    overloaded = delivered = 0
+    # Every signal is answered one way or the other: relayed to the receiver, or refused
+    # to the sender with `overloaded`. Read both sides until all are accounted for.
     got: list[int] = []
-    while overloaded + delivered < total:
-        try:
-            msg = await receiver.recv(timeout=0.5)
-            got.append(msg["payload"])
-            delivered += 1
-        except TimeoutError:
-            pass
+    errors: list[str] = []
+
+    async def relayed() -> None:
         while True:
-            try:
-                err = await sender.next_text(timeout=0.05)
-            except TimeoutError:
-                break
-            assert err["code"] == "overloaded"
-            overloaded += 1
+            got.append((await receiver.recv(timeout=30))["payload"])
+
+    async def refused() -> None:
+        while True:
+            errors.append((await sender.next_text(timeout=30))["code"])
+
+    readers = [asyncio.create_task(relayed()), asyncio.create_task(refused())]
+    try:
+        await eventually(lambda: len(got) + len(errors) >= total, what="an answer to every signal")
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    overloaded, delivered = len(errors), len(got)
+    assert overloaded + delivered == total, (overloaded, delivered)
+    assert set(errors) == {"overloaded"}, errors
     assert overloaded >= 1 and delivered >= 4
     assert got == sorted(got), "relayed signals keep their order"
     assert server.hub.metrics.errors["overloaded"] == overloaded
@@ -118,12 +129,12 @@ def test_a_client_that_does_not_read_is_disconnected_alone() -> None:
 async def _slow_consumer_scenario(port: int) -> None:
     url = f"ws://127.0.0.1:{port}/"
     async with connect(url) as sender_ws, connect(url, max_queue=None) as reader_ws:
-        sender, reader = Client(sender_ws), Client(reader_ws)
+        sender, reader = Client(sender_ws, "sender"), Client(reader_ws, "reader")
         room = (await sender.create())["roomId"]
         await reader.join(room)
         lazy = await RawClient.open(port, rcvbuf=4096)
         await lazy.send_many([json.dumps({"type": "join", "roomId": room})])
-        await asyncio.sleep(0.1)
+        assert (await lazy.next_text())["type"] == "room_joined"  # in the room; reads no more
         total, batch, payload = 400, 10, "x" * 16_000
         got: list[int] = []
         for start in range(0, total, batch):  # the reader keeps up; `lazy` never reads
@@ -146,11 +157,9 @@ async def test_dead_peer_is_found_by_pings(start_server: StartServer) -> None:
     await dead.send_many([json.dumps({"type": "join", "roomId": room})])
     assert (await dead.next_text())["type"] == "room_joined"
     # `dead` never answers pings (its pongs are never flushed); `alive` does.
-    assert await dead.is_closed_by_server(timeout=3)
-    await asyncio.sleep(0.1)
-    actor = server.hub.supervisor.actor(room)
-    assert actor is not None and list(actor.state.members) == [alive.my_id]
-    await alive.send({"type": "signal", "payload": 1})  # still connected after 3 s
+    assert await dead.is_closed_by_server()
+    await members(server, room, {alive.my_id})  # the room committed the dead peer's removal
+    await alive.send({"type": "signal", "payload": 1})  # still connected, many pings later
     await alive.silent(0.1)
     assert alive.ws.close_code is None
     dead.close()

@@ -10,8 +10,9 @@ import os
 from websockets.frames import Close, Frame, Opcode
 
 from signaling.transport.server import Server
-from tests.integration.conftest import Client, StartServer
-from tests.integration.rawclient import RawClient
+from tests.integration.conftest import StartServer
+from tests.support.client import Client
+from tests.support.raw import RawClient
 
 
 def masked(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
@@ -53,7 +54,7 @@ async def test_frames_in_one_segment_split_anywhere_and_mixed_with_control(
         step = 1 + rng[pos] % 37
         await raw.send_bytes(stream[pos : pos + step])
         pos += step
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # not a wait: lets the in-process server read each piece
     got = [(await listener.recv())["payload"] for _ in range(4)]
     assert got == [1, big, 3, 4]
     pongs = await raw.control_frames(Opcode.PONG, 2)

@@ -6,9 +6,6 @@ text exposition that a scrape would see, parsed back with ``prometheus_client.pa
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,11 +13,14 @@ from signaling.core.errors import ERROR_CODES
 from signaling.core.wire import MESSAGE_TYPES
 from signaling.telemetry.metrics import Metrics
 from signaling.transport.server import Server
-from tests.integration.conftest import Client, StartServer
+from tests.integration.conftest import StartServer
+from tests.support.client import Client
+from tests.support.waiting import eventually
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 # Label names the signaling_* families may use: closed sets only (plus histogram "le").
-CLOSED_LABELS = {"protocol", "type", "code", "result", "backend", "le"}
+CLOSED_LABELS = {"protocol", "type", "code", "result", "backend", "le", "kind", "reason"}
+CLOSED_LABELS = {"protocol", "type", "code", "result", "backend", "le", "kind", "reason"}
 
 
 def scrape(server: Server) -> tuple[Samples, set[str], set[str]]:
@@ -53,15 +53,6 @@ def histogram(samples: Samples, name: str, **labels: str) -> tuple[float, float,
     return count, value(samples, name + "_sum", **labels), le1
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Poll the server's state (same event loop) until ``predicate`` holds."""
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    assert predicate(), f"not within {timeout} s"
-
-
 def assert_counts(m: Metrics, samples: Samples, expected: dict[str, dict[str, int]]) -> None:
     """Labelled counters and gauges: attribute and exposition both equal ``expected``."""
     attrs = {
@@ -92,7 +83,7 @@ async def test_scenario_sets_every_metric_exactly(start_server: StartServer) -> 
 
     a1, b1 = await Client.open(server), await Client.open(server)
     a2, b2 = await Client.open(server, v2=True), await Client.open(server, v2=True)
-    await wait_for(lambda: sum(m.connections_open.values()) == 4)
+    await eventually(lambda: sum(m.connections_open.values()) == 4)
 
     room1 = (await a1.create())["roomId"]
     room2 = (await a2.create())["roomId"]
@@ -125,10 +116,8 @@ async def test_scenario_sets_every_metric_exactly(start_server: StartServer) -> 
     c2 = await Client.open(server, v2=True)
     await c2.send({**resume, "resumeToken": b2.token})
     assert (await c2.recv())["type"] == "resumed"
-    async with asyncio.timeout(3):
-        await b2.ws.wait_closed()  # taken over
-    assert b2.ws.close_code == 4001
-    await wait_for(lambda: m.connections_open["v2"] == 2)
+    assert (await b2.closed())[0] == 4001  # taken over
+    await eventually(lambda: m.connections_open["v2"] == 2)
 
     samples, label_values, label_names = scrape(server)
     # -- connections: 2 v1 + 3 v2 opened, the taken-over one closed
@@ -201,7 +190,7 @@ async def test_scenario_sets_every_metric_exactly(start_server: StartServer) -> 
 
     for client in (a1, b1, a2, c2):
         await client.close()
-    await wait_for(lambda: sum(m.connections_open.values()) == 0)
+    await eventually(lambda: sum(m.connections_open.values()) == 0)
     samples, _, _ = scrape(server)
     for protocol in ("v1", "v2"):
         assert value(samples, "signaling_connections_open", protocol=protocol) == 0
@@ -218,10 +207,8 @@ async def test_expiry_moves_rooms_live_to_rooms_expired(start_server: StartServe
     await b.create()
     assert m.rooms_live == 2
     for client in (a, b):
-        async with asyncio.timeout(3):
-            await client.ws.wait_closed()  # closed by the server when its room expires
-        assert client.ws.close_code == 4000
-    await wait_for(lambda: m.rooms_expired == 2)
+        assert (await client.closed())[0] == 4000  # closed by the server when its room expires
+    await eventually(lambda: m.rooms_expired == 2)
     samples, _, _ = scrape(server)
     assert value(samples, "signaling_rooms_live") == 0 == m.rooms_live
     assert value(samples, "signaling_rooms_expired_total") == 2

@@ -8,7 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from signaling.transport.server import Server
-from tests.integration.conftest import Client
+from tests.support.client import Client
 
 Make = Callable[..., Awaitable[Client]]
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")

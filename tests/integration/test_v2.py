@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from signaling.transport.server import Server
-from tests.integration.conftest import Client, StartServer
+from tests.integration.conftest import StartServer
+from tests.support.client import Client
+from tests.support.rooms import detached
 
 Make = Callable[..., Awaitable[Client]]
 
@@ -74,23 +75,47 @@ async def test_leave_tells_the_others(clients: Make) -> None:
 
 
 async def test_disconnect_keeps_the_place_for_the_grace_period(start_server: StartServer) -> None:
-    server = await start_server(resume_grace_ms=300)
-    a, b = await Client.open(server, True), await Client.open(server, True)
+    """Two members vanish: the one who comes back within the grace period resumes its
+    place, the other one's place is given up (peer_left) when its grace period ends."""
+    server = await start_server(resume_grace_ms=1000)
+    a, b, c = [await Client.open(server, True, name=n) for n in "abc"]
     room = (await a.create())["roomId"]
     await b.join(room)
-    await a.recv()
-    await b.ws.close()
-    await a.silent(0.15)  # nothing yet: b may come back
-    left = await a.recv(timeout=2)
-    assert left["type"] == "peer_left" and left["peerId"] == b.my_id
-    assert left["reason"] == "disconnected"
+    await c.join(room)
+    assert [(await a.recv())["peerId"] for _ in range(2)] == [b.my_id, c.my_id]
+    assert (await b.recv())["peerId"] == c.my_id
+    await b.close()
+    await c.close()
+    await detached(server, room, b.my_id)
+    await detached(server, room, c.my_id)
+
+    b2 = await Client.open(server, True, name="b2")
+    await b2.send(
+        {
+            "type": "resume",
+            "roomId": room,
+            "peerId": b.my_id,
+            "resumeToken": b.token,
+            "lastSeq": b.seq,
+        }
+    )
+    assert (await b2.recv())["type"] == "resumed"  # b's place was kept
+    for member in (a, b2):
+        left = await member.recv()
+        assert left["type"] == "peer_left" and left["peerId"] == c.my_id, left
+        assert left["reason"] == "disconnected"
+    await b2.send({"type": "signal", "payload": "back"})
+    back = await a.recv()  # not a peer_left for b: b never lost its place
+    assert back["type"] == "signal" and back["senderId"] == b.my_id, back
     await a.close()
+    await b2.close()
 
 
-async def drop(client: Client) -> None:
-    """Vanish like a phone changing networks: no close frame, just a dead TCP connection."""
-    client.ws.transport.abort()
-    await asyncio.sleep(0.05)
+async def drop(server: Server, room: str, client: Client) -> None:
+    """Vanish like a phone changing networks (no close frame, just a dead TCP connection)
+    and wait until the room has committed the detachment."""
+    client.drop()
+    await detached(server, room, client.my_id)
 
 
 async def test_resume_replays_missed_messages_in_order_exactly_once(
@@ -103,14 +128,15 @@ async def test_resume_replays_missed_messages_in_order_exactly_once(
     await a.send({"type": "signal", "payload": "before"})
     assert (await b.recv())["payload"] == "before"
     last_seen = b.seq
-    await drop(b)
+    await drop(server, room, b)
     for n in range(3):
         await a.send({"type": "signal", "payload": f"missed-{n}"})
     await c.join(room)  # a membership change while b is away
     assert (await a.recv())["type"] == "peer_joined"
-    await a.send({"type": "signal", "to": c.my_id, "payload": "not-for-b"})
     await a.send({"type": "signal", "to": b.my_id, "payload": "for-b"})
-    await asyncio.sleep(0.1)
+    await a.send({"type": "signal", "to": c.my_id, "payload": "not-for-b"})
+    # a's signals are processed in order: once c has its own, "for-b" is in the journal.
+    assert (await c.recv())["payload"] == "not-for-b"
 
     b2 = await clients(v2=True)
     await b2.send(
@@ -172,9 +198,11 @@ async def test_resume_failures(start_server: StartServer) -> None:
     a, b = await Client.open(server, True), await Client.open(server, True)
     room = (await a.create())["roomId"]
     await b.join(room)
-    await drop(b)
+    await drop(server, room, b)
     for n in range(5):
         await a.send({"type": "signal", "payload": n})
+    await a.send({"type": "signal", "to": "nobody", "payload": "barrier"})
+    assert (await a.expect("error"))["code"] == "peer_not_found"  # after the 5: trimmed
     attempts = [
         {"roomId": room, "peerId": b.my_id, "resumeToken": "wrong", "lastSeq": 3},
         {"roomId": room, "peerId": "stranger", "resumeToken": b.token, "lastSeq": 3},

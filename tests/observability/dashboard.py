@@ -29,6 +29,8 @@ SERVER_COUNTERS_AND_GAUGES = frozenset(
         "signaling_resumes_total",
         "signaling_slow_consumer_disconnects_total",
         "signaling_actor_restarts_total",
+        "signaling_rate_limited_total",
+        "signaling_connections_rejected_total",
     }
 )
 SERVER_HISTOGRAMS = frozenset(

@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.server import free_port
+from tests.support.waiting import wait_until
 
 JOB = "signaling"
 
@@ -85,22 +85,6 @@ class Prometheus:
         return targets
 
 
-def wait_for(
-    what: str, check: Any, timeout: float, interval: float = 0.25, diag: Any = None
-) -> Any:
-    """Poll `check()` until it returns something truthy; TimeoutError naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            last = check()
-            if last:
-                return last
-        time.sleep(interval)
-    extra = f"\n{diag()}" if diag else ""
-    raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what} (last: {last!r}){extra}")
-
-
 @contextlib.contextmanager
 def run_prometheus(
     binary: str, workdir: Path, targets: list[str], *, scrape_interval: str = "1s"
@@ -145,7 +129,14 @@ def run_prometheus(
             return bool(resp.status == 200)
 
     try:
-        wait_for("Prometheus to be ready", ready, timeout=30, diag=prom.log)
+        wait_until(
+            ready,
+            what="Prometheus ready",
+            timeout=30,
+            interval=0.25,
+            ignore=(OSError, ValueError),
+            diag=prom.log,
+        )
         yield prom
     finally:
         if proc.poll() is None:

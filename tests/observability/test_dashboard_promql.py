@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import re
 import threading
@@ -19,11 +18,9 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from tests.observability.dashboard import (
@@ -41,9 +38,11 @@ from tests.observability.prometheus import (
     prometheus_binary,
     prometheus_required,
     run_prometheus,
-    wait_for,
 )
-from tests.support.server import ServerProcess, http_get, spawn_server
+from tests.support.client import Client
+from tests.support.http import http_get
+from tests.support.server import ServerProcess, spawn_server
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -66,56 +65,13 @@ class TrafficStats:
     last_failures: deque[str] = field(default_factory=lambda: deque(maxlen=3))
 
 
-class Client:
-    """A WebSocket client whose frames are read into a queue by a background task."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.last_seq = 0  # highest v2 "seq" received
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        with contextlib.suppress(WebSocketException, OSError):
-            async for frame in self.ws:
-                with contextlib.suppress(ValueError):
-                    msg = json.loads(frame)
-                    if isinstance(msg, dict):
-                        if isinstance(msg.get("seq"), int):
-                            self.last_seq = max(self.last_seq, msg["seq"])
-                        self.inbox.put_nowait(msg)
-
-    async def send(self, msg: dict[str, Any] | str) -> None:
-        await self.ws.send(msg if isinstance(msg, str) else json.dumps(msg))
-
-    async def expect(self, *types: str) -> dict[str, Any]:
-        """The next message of one of `types`, skipping others (peer_joined etc.)."""
-        async with asyncio.timeout(EXPECT_TIMEOUT):
-            while True:
-                msg = await self.inbox.get()
-                if msg.get("type") in types:
-                    return msg
-
-    async def close(self) -> None:
-        with contextlib.suppress(WebSocketException, OSError):
-            await self.ws.close()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-
-
-async def _open(url: str, v2: bool = False) -> Client:
-    ws = await connect(url, subprotocols=[V2] if v2 else None, open_timeout=5)  # type: ignore[list-item]
-    return Client(ws)
-
-
 async def _round(url: str, n: int, stats: TrafficStats) -> None:
     """One room's life: create, two joiners (one v2), relays, errors, resumes, leave, close."""
     stats.stage = "connect"
-    owner = await _open(url)
-    guest = await _open(url)
-    guest_v2 = await _open(url, v2=True)
-    stray = await _open(url)
+    owner = await Client.open(url)
+    guest = await Client.open(url)
+    guest_v2 = await Client.open(url, True)
+    stray = await Client.open(url)
     clients = [owner, guest, guest_v2, stray]
     try:
         stats.stage = "create"
@@ -152,7 +108,7 @@ async def _round(url: str, n: int, stats: TrafficStats) -> None:
         # v2 only: take guest_v2's session over from a new socket (resume ok), try a forged
         # token (resume failed), then leave in order.
         stats.stage = "resume"
-        resumer = await _open(url, v2=True)
+        resumer = await Client.open(url, True)
         clients.append(resumer)
         await resumer.send(
             {
@@ -160,11 +116,11 @@ async def _round(url: str, n: int, stats: TrafficStats) -> None:
                 "roomId": room_id,
                 "peerId": v2_joined["myId"],
                 "resumeToken": v2_joined["resumeToken"],
-                "lastSeq": guest_v2.last_seq,
+                "lastSeq": guest_v2.seq,
             }
         )
         await resumer.expect("resumed")
-        forger = await _open(url, v2=True)
+        forger = await Client.open(url, True)
         clients.append(forger)
         await forger.send(
             {
@@ -193,11 +149,11 @@ async def _drive(url: str, stop: threading.Event, stats: TrafficStats) -> None:
         try:
             await _round(url, n, stats)
             stats.rounds += 1
-        except (TimeoutError, WebSocketException, OSError, KeyError) as exc:
+        except (TimeoutError, WebSocketException, OSError, KeyError, AssertionError) as exc:
             stats.failed += 1
             stats.last_failures.append(f"round {n} at {stats.stage}: {exc!r}"[:500])
-            await asyncio.sleep(0.5)  # don't spin against a server that refuses us
-        await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)  # load pacing, not a wait: no spinning against refusals
+        await asyncio.sleep(0.1)  # load pacing, not a wait: a steady rate for rate() panels
 
 
 @contextlib.contextmanager
@@ -259,10 +215,12 @@ def scraped(
                 for t in targets
             )
 
-        wait_for(
-            f"target {target} to be up",
+        wait_until(
             target_up,
-            WAIT,
+            what=f"target {target} up",
+            timeout=WAIT,
+            interval=0.25,
+            ignore=(OSError, ValueError, KeyError),
             diag=lambda: f"{prom.target_health()}\n{prom.log()}\n{server.log()[-3000:]}",
         )
 
@@ -277,10 +235,12 @@ def scraped(
                 bool(samples) and samples[0][1] >= MIN_SAMPLES and bool(moving) and moving[0][1] > 0
             )
 
-        wait_for(
-            f"{MIN_SAMPLES} scrapes with signals flowing",
+        wait_until(
             enough_history,
-            WAIT,
+            what=f"{MIN_SAMPLES} scrapes with signals flowing",
+            timeout=WAIT,
+            interval=0.25,
+            ignore=(OSError, ValueError, KeyError),
             diag=lambda: f"traffic: {stats}\nserver log:\n{server.log()[-3000:]}",
         )
         yield Scraped(prom, stats, server)

@@ -13,12 +13,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.http import http_get
+from tests.support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,15 +29,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
-    """GET a URL; return (status, body) for any status instead of raising."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
 
 
 @dataclass
@@ -51,8 +42,10 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
 
     @property
-    def url(self) -> str:
+    def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/"
+
+    url = ws_url
 
     @property
     def http(self) -> str:
@@ -64,6 +57,15 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """Wait until the log contains ``text``; returns the log."""
+        return wait_until(
+            lambda: self.log() if text in self.log() else "",
+            what=f"log line {text!r}",
+            timeout=timeout,
+            diag=self.log,
+        )
 
     def terminate(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         """Send `sig` and wait for exit; returns the exit status."""
@@ -78,16 +80,14 @@ class ServerProcess:
 
 
 def wait_ready(server: ServerProcess, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until /readyz answers 200; RuntimeError at once if the process exits first."""
+
+    def ready() -> bool:
         if server.proc.poll() is not None:
             raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.log()}")
-        with contextlib.suppress(OSError):
-            status, _ = http_get(server.http + "/readyz", timeout=0.5)
-            if status == 200:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"server not ready after {timeout}s:\n{server.log()}")
+        return http_get(server.http + "/readyz", timeout=1.0)[0] == 200
+
+    wait_until(ready, what="/readyz 200", timeout=timeout, ignore=(OSError,), diag=server.log)
 
 
 @contextlib.contextmanager

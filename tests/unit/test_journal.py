@@ -1,3 +1,6 @@
+"""The journal contract, on the in-memory journal: claim, optimistic concurrency, the
+resume window, snapshots handed over by the actor, and the total byte budget."""
+
 from __future__ import annotations
 
 import pytest
@@ -5,38 +8,79 @@ import pytest
 from signaling.core import events as e
 from signaling.core.events import event_size
 from signaling.core.room import RoomState, replay
-from signaling.journal import MemoryJournal, UnknownRoom
+from signaling.journal import MemoryJournal, StaleWriter, UnknownRoom
 
 
-async def test_trimming_folds_into_the_snapshot_and_bounds_resume() -> None:
+def signals(first: int, last: int, payload: str = "1") -> list[e.Event]:
+    return [e.SignalRelayed(s, "a", payload, None, s) for s in range(first, last + 1)]
+
+
+async def test_create_claims_an_id_until_its_stream_is_deleted() -> None:
+    journal = MemoryJournal()
+    assert await journal.create("1000", RoomState("1000"))
+    assert not await journal.create("1000", RoomState("1000")), "a live id cannot be claimed"
+    await journal.delete("1000")
+    assert await journal.create("1000", RoomState("1000")), "a deleted id can"
+
+
+async def test_a_stale_writer_is_refused_and_nothing_is_appended() -> None:
+    journal = MemoryJournal()
+    await journal.create("1", RoomState("1"))
+    journal.append("1", signals(1, 2), 0)
+    with pytest.raises(StaleWriter):
+        journal.append("1", signals(1, 1), 0)  # a writer that missed seq 1-2
+    with pytest.raises(StaleWriter):
+        journal.append("1", signals(4, 4), 3)
+    with pytest.raises(ValueError):
+        journal.append("1", signals(4, 4), 2)  # a gap in the numbering
+    assert [ev.seq for ev in await journal.read_after("1", 0) or []] == [1, 2]
+
+
+async def test_trimming_keeps_the_window_and_the_actors_snapshot_rebuilds_the_room() -> None:
     journal = MemoryJournal(max_events=3, max_bytes=1 << 20)
     initial = RoomState("1000")
-    journal.create("1000", initial)
+    await journal.create("1000", initial)
     history: list[e.Event] = [e.RoomCreated(1, "1000", 0), e.PeerJoined(2, "a", 2, "d", 0)]
-    history += [e.SignalRelayed(s, "a", "1", None, s) for s in range(3, 9)]
-    journal.append("1000", history)
-    snapshot, kept = await journal.load("1000")
-    assert [ev.seq for ev in kept] == [6, 7, 8]
-    assert replay(snapshot, kept) == replay(initial, history)
+    history += signals(3, 8)
+    state = replay(initial, history)
+    journal.append("1000", history, 0, state)
+    snapshot, after = await journal.load("1000")
+    assert snapshot is state and after == [], "the journal stores the actor's snapshot as is"
     assert await journal.read_after("1000", 5) == history[5:]
     assert await journal.read_after("1000", 4) is None
     assert await journal.read_after("1000", 8) == []
 
 
+async def test_without_a_snapshot_nothing_uncovered_is_trimmed() -> None:
+    journal = MemoryJournal(max_events=2, max_bytes=1 << 20)
+    initial = RoomState("1")
+    await journal.create("1", initial)
+    history = signals(1, 5)
+    journal.append("1", history, 0)
+    snapshot, after = await journal.load("1")
+    assert snapshot is initial and after == history, "events the snapshot lacks are kept"
+    journal.append("1", signals(6, 6), 5, replay(initial, [*history, *signals(6, 6)]))
+    assert len(await journal.read_after("1", 4) or []) == 2
+
+
 async def test_byte_budget_applies_too() -> None:
     journal = MemoryJournal(max_events=1000, max_bytes=1024)
-    journal.create("1", RoomState("1"))
-    journal.append("1", [e.SignalRelayed(s, "a", "x" * 400, None, 0) for s in range(1, 6)])
-    _, kept = await journal.load("1")
-    assert len(kept) == 2
+    await journal.create("1", RoomState("1"))
+    events = signals(1, 5, "x" * 400)
+    journal.append("1", events, 0, replay(RoomState("1"), events))
+    assert len(await journal.read_after("1", 3) or []) == 2
+    assert await journal.read_after("1", 2) is None
 
 
 async def test_unknown_rooms() -> None:
     journal = MemoryJournal()
     with pytest.raises(UnknownRoom):
-        journal.append("9", [])
+        journal.append("9", [], 0)
+    with pytest.raises(UnknownRoom):
+        await journal.load("9")
     assert await journal.read_after("9", 0) is None
-    journal.delete("9")
+    await journal.delete("9")
+    await journal.check()
 
 
 async def test_total_budget_trims_the_least_recently_active_rooms_first() -> None:
@@ -45,13 +89,13 @@ async def test_total_budget_trims_the_least_recently_active_rooms_first() -> Non
     states = {}
     for room in ("old", "mid", "live"):
         states[room] = RoomState(room)
-        journal.create(room, states[room])
+        await journal.create(room, states[room])
     history: dict[str, list[e.Event]] = {room: [] for room in states}
     for room in ("old", "mid", "live"):  # 4 events each: 12 > 10, "old" gives way
         for seq in range(1, 5):
             event = e.SignalRelayed(seq, "a", "x" * 400, None, 0)
-            journal.append(room, [event])
             history[room].append(event)
+            journal.append(room, [event], seq - 1, replay(states[room], history[room]))
     assert journal.total_bytes <= journal.max_total_bytes
     assert await journal.read_after("live", 0) == history["live"], "the live room is intact"
     assert await journal.read_after("mid", 0) == history["mid"]
@@ -59,7 +103,6 @@ async def test_total_budget_trims_the_least_recently_active_rooms_first() -> Non
     for room, events in history.items():  # but every room still rebuilds exactly
         snapshot, kept = await journal.load(room)
         assert replay(snapshot, kept) == replay(states[room], events)
-    journal.delete("old")
-    journal.delete("mid")
-    journal.delete("live")
+    for room in ("old", "mid", "live"):
+        await journal.delete(room)
     assert journal.total_bytes == 0

@@ -18,7 +18,6 @@ from signaling.telemetry.metrics import FANOUT_BUCKETS, LATENCY_BUCKETS, Metrics
 # other process interrupted measures the code, not the machine's load.
 ROUNDS = 1_000
 REPEATS = 60
-BOUND_US = 2.0  # generous: the plain-int updates take a fraction of this
 
 
 def best_per_call_us(*fns: Callable[[int], None]) -> list[float]:
@@ -81,5 +80,5 @@ def test_per_relay_metric_cost() -> None:
     assert metrics.signals_delivered == 3 * rounds
     assert sum(metrics.relay_fanout.counts) == rounds and metrics.relay_fanout.sum == 3 * rounds
     assert sum(metrics.relay_duration.counts) == rounds
-    assert ours_us < BOUND_US
+    # Relative, never an absolute duration: both sides run on the same machine, in turns.
     assert ours_us <= prom_us

@@ -53,8 +53,8 @@ class World:
         for event in decision:
             assert event.seq == state.seq + 1, "seq must increase by one per event"
             state = evolve(state, event)
+        self.journal.append(room_id, decision, self.rooms[room_id].seq, state)
         self.rooms[room_id] = state
-        self.journal.append(room_id, decision)
         self.appended[room_id].extend(decision)
         return decision
 
@@ -91,7 +91,7 @@ class World:
             self.leave_current(peer)
             room_id = str(1000 + len(self.order))
             self.rooms[room_id] = RoomState(room_id, POLICY, last_activity=self.now)
-            self.journal.create(room_id, self.rooms[room_id])
+            assert asyncio.run(self.journal.create(room_id, self.rooms[room_id]))
             self.order.append(room_id)
             self.appended[room_id] = []
             self.protocol[peer] = proto

@@ -21,21 +21,31 @@ def test_served_client_is_the_published_client(name: str) -> None:
     assert (STATIC / name).read_bytes() == (ROOT / "clients" / "js" / name).read_bytes()
 
 
+def parse(response: bytes | None) -> tuple[str, dict[str, str], bytes]:
+    assert response is not None
+    head, _, body = response.partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return status, headers, body
+
+
 def test_every_route_is_served_with_its_type() -> None:
     assets = Assets.load(True)
     for path, (name, content_type) in ROUTES.items():
-        response = assets.response(path)
-        assert response is not None, path
-        assert response.status_code == 200
-        assert response.body == (STATIC / name).read_bytes()
-        assert response.headers["Content-Type"] == content_type
-        assert response.headers["Content-Length"] == str(len(response.body))
-        assert response.headers["X-Content-Type-Options"] == "nosniff"
-    page = assets.response("/")
-    assert page is not None
-    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
-    assert assets.response("/nope") is None
-    assert assets.response("/client/") is None
+        status, headers, body = parse(assets.response(path, False, False))
+        assert status == "HTTP/1.1 200 OK"
+        assert body == (STATIC / name).read_bytes()
+        assert headers["Content-Type"] == content_type
+        assert headers["Content-Length"] == str(len(body))
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Connection"] == "close"
+        assert "Date" in headers
+    status, headers, body = parse(assets.response("/", True, True))
+    assert body == b""  # HEAD
+    assert headers["Connection"] == "keep-alive"
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert assets.response("/nope", False, False) is None
+    assert assets.response("/client/", False, False) is None
 
 
 def test_the_page_imports_only_served_modules() -> None:
@@ -49,7 +59,7 @@ def test_the_page_imports_only_served_modules() -> None:
 
 def test_demo_page_setting_turns_everything_off() -> None:
     assert not Assets.load(False)
-    assert Assets.load(False).response("/") is None
+    assert Assets.load(False).response("/", False, False) is None
     assert load([], {}).demo_page is True
     assert load([], {"SIGNALING_DEMO_PAGE": "false"}).demo_page is False
     with pytest.raises(ConfigError, match="SIGNALING_DEMO_PAGE"):

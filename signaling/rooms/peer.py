@@ -1,0 +1,56 @@
+"""What the room runtime knows of a client connection, and how connections reach a room.
+
+The rooms package never imports the transport: a connection is a ``Peer`` (implemented by
+``transport.connection.Connection``), and a connection reaches a room through its
+``RoomHandle``, which outlives actor restarts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from signaling.core import commands as c
+from signaling.core.errors import ErrorCode
+from signaling.rooms.mailbox import Mailbox
+
+if TYPE_CHECKING:
+    from signaling.rooms.fanout import Fanout
+
+
+class Peer(Protocol):
+    """A local client connection, as rooms see it."""
+
+    peer_id: str
+    protocol: c.Protocol
+
+    def write(self, frame: bytes) -> None: ...
+
+    def error(self, code: ErrorCode, message: str) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+    def entered(self, room: RoomHandle, peer_id: str) -> None:
+        """Its create/join/resume is committed: it is member ``peer_id`` of ``room`` now
+        (and leaves the room it was in before)."""
+
+    def refused(self, room: RoomHandle) -> None:
+        """Its create/join/resume was refused: it stays where it was."""
+
+    def evicted(self, room: RoomHandle) -> None:
+        """It is no longer a member of ``room`` (left, expired, resumed elsewhere, lost)."""
+
+
+# A command and the connection that sent it (None for timers and implicit leaves).
+Envelope = tuple[c.Command, Peer | None]
+
+
+class RoomHandle:
+    """How connections reach a room: its id, mailbox and local delivery. Survives actor
+    restarts, so members stay attached while the authority is rebuilt from the journal."""
+
+    __slots__ = ("fanout", "mailbox", "room_id")
+
+    def __init__(self, room_id: str, mailbox: Mailbox[Envelope], fanout: Fanout) -> None:
+        self.room_id = room_id
+        self.mailbox = mailbox
+        self.fanout = fanout
