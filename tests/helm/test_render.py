@@ -138,6 +138,7 @@ def test_every_object_has_the_standard_labels() -> None:
         ),
         ({"auth": {"mode": "secret"}}, "set auth.jwtSecret"),
         ({"auth": {"mode": "publicKey"}}, "set auth.jwtPublicKey"),
+        ({"auth": {"mode": "jwks"}}, "set auth.jwks"),
         ({"turn": {"urls": ["turn:t.example.com"]}}, "set turn.secret"),
         ({"tls": {"enabled": True}}, "set tls.existingSecret"),
         ({"tracing": {"enabled": True}}, "set tracing.endpoint"),
@@ -248,6 +249,15 @@ def test_auth_settings_come_from_a_secret() -> None:
     assert volume["secret"]["items"] == [
         {"key": "jwt-public-key.pem", "path": "jwt-public-key.pem"}
     ]
+
+    docs = render(VALUE_SETS["auth-jwks"])
+    env = container_env(docs)
+    assert env["SIGNALING_JWT_JWKS_FILE"] == "/etc/signaling/auth/jwks.json"
+    assert env["SIGNALING_JWT_AUDIENCE"] == "rtc"
+    volume = next(v for v in pod_spec(docs)["volumes"] if v["name"] == "auth")
+    assert volume["secret"]["items"] == [{"key": "jwks.json", "path": "jwks.json"}]
+    secret = one(docs, "Secret")
+    assert set(secret["data"]) == {"jwks.json"}
 
     docs = render(VALUE_SETS["auth-existing"])
     assert "Secret" not in kinds(docs)
