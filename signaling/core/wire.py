@@ -241,8 +241,11 @@ def room_expired(room_id: str) -> str:
     return f'{{"type":"room_expired","roomId":"{room_id}"}}'
 
 
-def error(code: ErrorCode, message: str) -> str:
-    return json.dumps({"type": "error", "message": message, "code": code}, separators=(",", ":"))
+def error(code: ErrorCode, message: str, *, retry_after_ms: int | None = None) -> str:
+    body: dict[str, Any] = {"type": "error", "message": message, "code": code}
+    if retry_after_ms is not None:
+        body["retryAfterMs"] = retry_after_ms
+    return json.dumps(body, separators=(",", ":"))
 
 
 def text_frame(text: str) -> bytes:

@@ -35,8 +35,10 @@ from signaling.core import wire
 from signaling.core.errors import ErrorCode
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
 from signaling.rooms.peer import RoomHandle
+from signaling.telemetry.logs import FaultAdapter, FaultLog
 from signaling.transport import http
 from signaling.transport.framing import MAX_HEADER, frame_size
+from signaling.transport.session import Refuse, Session
 
 try:
     from websockets.speedups import apply_mask
@@ -47,7 +49,11 @@ if TYPE_CHECKING:
     from signaling.transport.server import Hub
 
 log = logging.getLogger("signaling.transport.connection")
-_ws_log = logging.getLogger("websockets.server")
+# Everything a client can provoke is logged through this, once per cause per interval.
+faults = FaultLog(log)
+_ws_log = FaultAdapter(FaultLog(logging.getLogger("websockets.server")))
+# Close codes that mean "the client sent something wrong" when the server sends them.
+CLIENT_FAULTS = {1002: "protocol error", 1007: "invalid data", 1008: "policy", 1009: "too big"}
 
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
@@ -106,38 +112,71 @@ class Connection(asyncio.Protocol):
             logger=_ws_log,
         )
         self.transport: asyncio.Transport
+        # Admission and protocol state (sans-I/O); the per-message buckets are read
+        # directly on the hot path.
+        self.session = Session(hub.admission, None, self.created)
+        self._limits = self.session.limits
+        self._socket_counted = False
+        self._expiry: asyncio.TimerHandle | None = None
 
     # ---- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        if not self.hub.admission.socket_opened():
+            # Far over the connection cap: not even a health probe is answered.
+            self.closed = True
+            self.transport.abort()
+            return
+        self._socket_counted = True
         self.hub.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_seen = self.hub.loop.time()
-        self.ping_sent = False
-        ws = self.ws
-        state = ws.state
-        if state is OPEN:
-            pos = 0
-            if self._partial is not None:
-                pos = self._complete_partial(data)
-                if pos == len(data) or self.closed or ws.state is not OPEN:
-                    self._frames_in(data, pos)  # nothing, or what follows a close
-                    self._pump()
-                    return
-            if not self._skip and not self._head and ws.current_size is None:
-                # At a frame boundary of websockets' parser: the common case, whole text
-                # frames, is handled without it (and without waking it: no _pump).
-                pos = self._take_text_frames(data, pos)
-                if pos == len(data) or self.closed:
-                    return
-            self._frames_in(data, pos)
-        elif state is CONNECTING:
-            self._request_in(data)
-        else:  # closing: websockets reads the peer's close frame or discards
-            self._feed(data)
-        self._pump()
+        try:
+            self.last_seen = self.hub.loop.time()
+            self.ping_sent = False
+            ws = self.ws
+            state = ws.state
+            if state is OPEN:
+                pos = 0
+                if self._partial is not None:
+                    pos = self._complete_partial(data)
+                    if pos == len(data) or self.closed or ws.state is not OPEN:
+                        self._frames_in(data, pos)  # nothing, or what follows a close
+                        self._pump()
+                        return
+                if not self._skip and not self._head and ws.current_size is None:
+                    # At a frame boundary of websockets' parser: the common case, whole text
+                    # frames, is handled without it (and without waking it: no _pump).
+                    pos = self._take_text_frames(data, pos)
+                    if pos == len(data) or self.closed:
+                        return
+                self._frames_in(data, pos)
+            elif state is CONNECTING:
+                self._request_in(data)
+            else:  # closing: websockets reads the peer's close frame or discards
+                self._feed(data)
+            self._pump()
+        except Exception:
+            # A bug, not the client's fault, but client bytes reached it: one line per
+            # interval (with the traceback), a 1011 close for this client, nobody else hurt.
+            faults.fault(
+                "internal",
+                "internal error on client input; closing with 1011",
+                level=logging.ERROR,
+                exc_info=True,
+                peer=self.peer_id,
+            )
+            self._internal_error()
+
+    def _internal_error(self) -> None:
+        if self.closed:
+            return
+        if self.ws.state is OPEN:
+            self.ws.fail(1011, "internal error")
+            self._pump()
+        if not self.closed:
+            self.abort()
 
     def _frames_in(self, data: bytes, pos: int = 0) -> None:
         """Frames of an open connection: the fast path at frame boundaries, websockets
@@ -243,6 +282,8 @@ class Connection(asyncio.Protocol):
         """Answer one request; without ``head`` (an error) or keep-alive, close after it."""
         keep = head is not None and head.keep_alive
         only = head is not None and head.method == "HEAD"
+        if status >= 400 and status != 503:
+            faults.fault(f"http_{status}", "HTTP request answered %d", status)
         transport = self.transport
         transport.write(http.response(status, body, head_only=only, keep_alive=keep, allow=allow))
         if not keep:
@@ -268,8 +309,25 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        sent = self.ws.close_sent
+        if sent is not None and sent.code in CLIENT_FAULTS and not self.ws.close_rcvd_then_sent:
+            faults.fault(
+                f"close_{sent.code}",
+                "client closed for %s (%d): %s",
+                CLIENT_FAULTS[sent.code],
+                sent.code,
+                sent.reason,
+                peer=self.peer_id,
+            )
         hub = self.hub
         hub.connections.discard(self)
+        if self._socket_counted:
+            self._socket_counted = False
+            hub.admission.socket_closed()
+            self.session.closed(hub.loop.time())
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self.opened:
             self.opened = False
             hub.metrics.connections_open["v2" if self.protocol == 2 else "v1"] -= 1
@@ -298,9 +356,34 @@ class Connection(asyncio.Protocol):
         if not hub.ready:
             ws.send_response(ws.reject(503, "Server is shutting down.\n"))
             return
+        now = hub.loop.time()
+        peer = self.transport.get_extra_info("peername")
+        offered = [
+            p.strip()
+            for value in request.headers.get_all("Sec-WebSocket-Protocol")
+            for p in value.split(",")
+        ]
+        session = self.session
+        reject = session.handshake(
+            peer[0] if isinstance(peer, tuple) else None,
+            request.path,
+            list(request.headers.raw_items()),
+            offered,
+            now,
+            time.time(),
+        )
+        if reject is not None:
+            refusal = ws.reject(reject.status, reject.body)
+            if reject.retry_after is not None:
+                refusal.headers["Retry-After"] = str(reject.retry_after)
+            ws.send_response(refusal)
+            return
         response = ws.accept(request)
         ws.send_response(response)
         if response.status_code == 101:
+            session.opened(now)
+            if session.expires_at is not None:
+                self._expiry = hub.loop.call_at(session.expires_at, self._check_now)
             self.opened = True
             self.protocol = 2 if ws.subprotocol == V2 else 1
             version = "v2" if self.protocol == 2 else "v1"
@@ -378,12 +461,19 @@ class Connection(asyncio.Protocol):
         if self.ws.state is not OPEN:
             return
         if op is BINARY:
+            if self._limits.admit(self.last_seen, len(data)):
+                self._refuse(self.session.message(len(data), self.last_seen))
+                return
             self.hub.metrics.received["invalid"] += 1
             self.error("bad_message", "Binary frames are not supported; send JSON text")
             return
         self._text(data)
 
     def _text(self, data: bytes) -> None:
+        if self._limits.admit(self.last_seen, len(data)):
+            # Over a per-connection limit: refused before it is even parsed.
+            self._refuse(self.session.message(len(data), self.last_seen))
+            return
         try:
             text = data.decode()
         except UnicodeDecodeError:
@@ -446,16 +536,28 @@ class Connection(asyncio.Protocol):
     # where it was, as the seed does (``refused``).
 
     def _create(self) -> None:
+        session = self.session
+        now = self.hub.loop.time()
+        refused = session.may_create(now)
+        if refused is not None:
+            self._refuse(refused)
+            return
         handle = self.hub.supervisor.create()
         if handle is None:
+            session.create_failed(now)
             self.error("rooms_exhausted", "No free room id; try again later")
             return
+        session.created(handle.room_id, now)
         token, token_digest = _new_token() if self.protocol == 2 else (None, "")
         command = c.Create(self.peer_id, self.protocol, token_digest, time.time(), token)
         handle.mailbox.post((command, self), force=True)
         self.room = handle
 
     def _join(self, room_id: str) -> None:
+        refused = self.session.may_join(room_id, self.hub.loop.time())
+        if refused is not None:
+            self._refuse(refused)
+            return
         handle = self.hub.supervisor.get(room_id)
         if handle is None:
             self.error(ROOM_NOT_FOUND.code, ROOM_NOT_FOUND.message)
@@ -470,6 +572,7 @@ class Connection(asyncio.Protocol):
             self.error("not_in_room", "Not in a room")
             return
         self.room = None
+        self.session.left(self.hub.loop.time())
         if home is not None and home is not room:
             home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
         room.mailbox.post((c.Leave(self.peer_id, "left", time.time()), self), force=True)
@@ -481,6 +584,10 @@ class Connection(asyncio.Protocol):
         if not isinstance(token, str):
             raise wire.WireError("bad_message", "Field 'resumeToken' must be a string")
         last_seq = wire.require_seq(msg, "lastSeq")
+        refused = self.session.may_resume(room_id, self.hub.loop.time())
+        if refused is not None:
+            self._refuse(refused)
+            return
         handle = self.hub.supervisor.get(room_id)
         # Tokens are URL-safe base64 (ASCII): any other text, a lone surrogate included,
         # cannot match one, and is refused before the client leaves its current room.
@@ -504,6 +611,7 @@ class Connection(asyncio.Protocol):
             home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
         self.home = room
         self.peer_id = peer_id
+        self.session.entered(self.hub.loop.time())
         if self.closed:  # gone while the entry was pending: leave the new room too
             self._disconnect(room, peer_id)
 
@@ -516,10 +624,31 @@ class Connection(asyncio.Protocol):
             self.home = None
         if self.room is room:
             self.room = None
+        if self.home is None:
+            self.session.left(self.hub.loop.time())
 
     # ---- outbound --------------------------------------------------------------------------
 
+    def _refuse(self, refused: Refuse | None) -> None:
+        """An admission refusal: the error reply, and a 1008 close when it says so."""
+        if refused is None:
+            return
+        if refused.retry_after_ms is None:
+            self.error(refused.code, refused.message)
+        else:
+            self.hub.metrics.errors[refused.code] += 1
+            self.write(
+                wire.text_frame(
+                    wire.error(refused.code, refused.message, retry_after_ms=refused.retry_after_ms)
+                )
+            )
+        if refused.close:
+            self.close(1008, "rate limit exceeded" if refused.code == "rate_limited" else "")
+
     def error(self, code: ErrorCode, message: str) -> None:
+        if code in ("room_not_found", "resume_failed"):
+            # A failed entry: charged to the client's address (the brute-force guard).
+            self.session.failed(code, self.hub.loop.time())
         self.hub.metrics.errors[code] += 1
         # Built each time: a cache keyed by text a client chose would be the client's to fill.
         self.write(wire.text_frame(wire.error(code, message)))
@@ -578,7 +707,9 @@ class Connection(asyncio.Protocol):
         self.out = []
         self.out_bytes = 0
         self.hub.metrics.slow_consumers += 1
-        log.warning("slow consumer disconnected", extra={"peer": self.peer_id})
+        faults.fault(
+            "slow_consumer", "slow consumer disconnected", level=logging.WARNING, peer=self.peer_id
+        )
         self.transport.abort()
 
     def close(self, code: int, reason: str) -> None:
@@ -586,9 +717,14 @@ class Connection(asyncio.Protocol):
         if self.closed or self.ws.state is not OPEN:
             return
         self.flush()
+        self.session.closing()
         self.ws.send_close(code, reason)
         self.closing_since = self.hub.loop.time()
         self._pump()
+
+    def _check_now(self) -> None:
+        self._expiry = None
+        self.check(self.hub.loop.time())
 
     def abort(self) -> None:
         if not self.closed:
@@ -600,6 +736,13 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         settings = self.hub.settings
+        if self.opened and not self.closing_since:
+            due = self.session.due(now)
+            if due is not None:
+                if due.error is not None:
+                    self._refuse(due.error)
+                self.close(due.code, due.reason)
+                return
         if not self.opened:
             if now - self.created > settings.handshake_timeout:
                 self.abort()
@@ -610,7 +753,7 @@ class Connection(asyncio.Protocol):
             return
         idle = now - self.last_seen
         if idle > settings.ping_interval + settings.ping_timeout:
-            log.info("no pong: disconnecting", extra={"peer": self.peer_id})
+            faults.fault("no_pong", "no pong: disconnecting", peer=self.peer_id)
             self.abort()
         elif idle > settings.ping_interval and not self.ping_sent:
             self.ping_sent = True

@@ -63,6 +63,9 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.2", 40000) if name == "peername" else default
+
 
 class Recorded(Connection):
     """The real connection, with the message handler replaced by a recorder."""
@@ -275,7 +278,16 @@ def hub() -> Iterator[Hub]:
     loop = asyncio.new_event_loop()
 
     async def make() -> Hub:
-        hub = Hub(Settings(port=0, max_message_bytes=MAX))
+        # Abuse limits off: thousands of examples from one address test framing only.
+        hub = Hub(
+            Settings(
+                port=0,
+                max_message_bytes=MAX,
+                handshake_rate="0",
+                message_rate="0",
+                byte_rate="0",
+            )
+        )
         hub.ready = True
         return hub
 
