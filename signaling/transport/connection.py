@@ -31,10 +31,11 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from signaling.core import commands as c
-from signaling.core import wire
+from signaling.core import turn, wire
 from signaling.core.errors import ErrorCode
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
 from signaling.rooms.peer import RoomHandle
+from signaling.telemetry.logs import FaultAdapter, FaultLog
 from signaling.transport import http
 from signaling.transport.framing import MAX_HEADER, frame_size
 from signaling.transport.session import Refuse, Session
@@ -48,7 +49,11 @@ if TYPE_CHECKING:
     from signaling.transport.server import Hub
 
 log = logging.getLogger("signaling.transport.connection")
-_ws_log = logging.getLogger("websockets.server")
+# Everything a client can provoke is logged through this, once per cause per interval.
+faults = FaultLog(log)
+_ws_log = FaultAdapter(FaultLog(logging.getLogger("websockets.server")))
+# Close codes that mean "the client sent something wrong" when the server sends them.
+CLIENT_FAULTS = {1002: "protocol error", 1007: "invalid data", 1008: "policy", 1009: "too big"}
 
 
 class _NoWireTraces(logging.Filter):
@@ -106,6 +111,7 @@ class Connection(asyncio.Protocol):
         self.created = self.last_seen = hub.loop.time()
         self._fragments = bytearray()  # a fragmented message so far
         self._fragment_op: Opcode | None = None
+        self._ice_timer: asyncio.TimerHandle | None = None
         self._fragment_charge = 0  # its bytes, each frame counting at least FRAGMENT_COST
         self._skip = 0  # bytes websockets needs to finish its current frame
         self._head = b""  # a frame header websockets holds whose length is not known yet
@@ -139,30 +145,51 @@ class Connection(asyncio.Protocol):
         self.hub.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_seen = self.hub.loop.time()
-        self.ping_sent = False
-        ws = self.ws
-        state = ws.state
-        if state is OPEN:
-            pos = 0
-            if self._partial is not None:
-                pos = self._complete_partial(data)
-                if pos == len(data) or self.closed or ws.state is not OPEN:
-                    self._frames_in(data, pos)  # nothing, or what follows a close
-                    self._pump()
-                    return
-            if not self._skip and not self._head and ws.current_size is None:
-                # At a frame boundary of websockets' parser: the common case, whole text
-                # frames, is handled without it (and without waking it: no _pump).
-                pos = self._take_text_frames(data, pos)
-                if pos == len(data) or self.closed:
-                    return
-            self._frames_in(data, pos)
-        elif state is CONNECTING:
-            self._request_in(data)
-        else:  # closing: websockets reads the peer's close frame or discards
-            self._feed(data)
-        self._pump()
+        try:
+            self.last_seen = self.hub.loop.time()
+            self.ping_sent = False
+            ws = self.ws
+            state = ws.state
+            if state is OPEN:
+                pos = 0
+                if self._partial is not None:
+                    pos = self._complete_partial(data)
+                    if pos == len(data) or self.closed or ws.state is not OPEN:
+                        self._frames_in(data, pos)  # nothing, or what follows a close
+                        self._pump()
+                        return
+                if not self._skip and not self._head and ws.current_size is None:
+                    # At a frame boundary of websockets' parser: the common case, whole text
+                    # frames, is handled without it (and without waking it: no _pump).
+                    pos = self._take_text_frames(data, pos)
+                    if pos == len(data) or self.closed:
+                        return
+                self._frames_in(data, pos)
+            elif state is CONNECTING:
+                self._request_in(data)
+            else:  # closing: websockets reads the peer's close frame or discards
+                self._feed(data)
+            self._pump()
+        except Exception:
+            # A bug, not the client's fault, but client bytes reached it: one line per
+            # interval (with the traceback), a 1011 close for this client, nobody else hurt.
+            faults.fault(
+                "internal",
+                "internal error on client input; closing with 1011",
+                level=logging.ERROR,
+                exc_info=True,
+                peer=self.peer_id,
+            )
+            self._internal_error()
+
+    def _internal_error(self) -> None:
+        if self.closed:
+            return
+        if self.ws.state is OPEN:
+            self.ws.fail(1011, "internal error")
+            self._pump()
+        if not self.closed:
+            self.abort()
 
     def _frames_in(self, data: bytes, pos: int = 0) -> None:
         """Frames of an open connection: the fast path at frame boundaries, websockets
@@ -239,6 +266,14 @@ class Connection(asyncio.Protocol):
                 if len(buf) > http.MAX_HEAD:
                     self._http_reply(431, b"request head too large\n", None)
                 return
+            if not head.upgrade and head.method in ("GET", "HEAD"):
+                # The demo page and the browser client (SIGNALING_DEMO_PAGE).
+                page = self.hub.assets.response(head.path, head.method == "HEAD", head.keep_alive)
+                if page is not None:
+                    self._http_write(page, head.keep_alive)
+                    if not head.keep_alive:
+                        return
+                    continue
             if head.upgrade or (head.method == "GET" and head.path not in HEALTH_PATHS):
                 if head.method != "GET":
                     self._http_reply(405, b"method not allowed\n", None, allow="GET")
@@ -268,8 +303,15 @@ class Connection(asyncio.Protocol):
         """Answer one request; without ``head`` (an error) or keep-alive, close after it."""
         keep = head is not None and head.keep_alive
         only = head is not None and head.method == "HEAD"
+        if status >= 400 and status != 503:
+            faults.fault(f"http_{status}", "HTTP request answered %d", status)
+        self._http_write(
+            http.response(status, body, head_only=only, keep_alive=keep, allow=allow), keep
+        )
+
+    def _http_write(self, response: bytes, keep: bool) -> None:
         transport = self.transport
-        transport.write(http.response(status, body, head_only=only, keep_alive=keep, allow=allow))
+        transport.write(response)
         if not keep:
             self.closed = True
             self._request = bytearray()
@@ -293,6 +335,18 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._ice_timer is not None:
+            self._ice_timer.cancel()
+        sent = self.ws.close_sent
+        if sent is not None and sent.code in CLIENT_FAULTS and not self.ws.close_rcvd_then_sent:
+            faults.fault(
+                f"close_{sent.code}",
+                "client closed for %s (%d): %s",
+                CLIENT_FAULTS[sent.code],
+                sent.code,
+                sent.reason,
+                peer=self.peer_id,
+            )
         hub = self.hub
         hub.connections.discard(self)
         if self._socket_counted:
@@ -607,6 +661,26 @@ class Connection(asyncio.Protocol):
 
     # ---- outbound --------------------------------------------------------------------------
 
+    def ice_servers(self) -> str | None:
+        """This peer's ICE servers (JSON) for a v2 room reply, with TURN credentials that a
+        timer replaces (``ice_servers`` message) a quarter TTL before they expire."""
+        policy = self.hub.ice
+        if self.protocol != 2 or not policy.enabled:
+            return None
+        if policy.refreshing:
+            if self._ice_timer is not None:
+                self._ice_timer.cancel()
+            self._ice_timer = self.hub.loop.call_later(policy.refresh_after, self._refresh_ice)
+        return turn.ice_servers_json(policy, self.peer_id, self.hub.wall_clock())
+
+    def _refresh_ice(self) -> None:
+        self._ice_timer = None
+        if self.closed or self.room is None:
+            return
+        servers = self.ice_servers()
+        if servers is not None:
+            self.write(wire.text_frame(turn.ice_servers_message(servers)))
+
     def _refuse(self, refused: Refuse | None) -> None:
         """An admission refusal: the error reply, and a 1008 close when it says so."""
         if refused is None:
@@ -685,7 +759,9 @@ class Connection(asyncio.Protocol):
         self.out = []
         self.out_bytes = 0
         self.hub.metrics.slow_consumers += 1
-        log.warning("slow consumer disconnected", extra={"peer": self.peer_id})
+        faults.fault(
+            "slow_consumer", "slow consumer disconnected", level=logging.WARNING, peer=self.peer_id
+        )
         self.transport.abort()
 
     def close(self, code: int, reason: str) -> None:
@@ -729,7 +805,7 @@ class Connection(asyncio.Protocol):
             return
         idle = now - self.last_seen
         if idle > settings.ping_interval + settings.ping_timeout:
-            log.info("no pong: disconnecting", extra={"peer": self.peer_id})
+            faults.fault("no_pong", "no pong: disconnecting", peer=self.peer_id)
             self.abort()
         elif idle > settings.ping_interval and not self.ping_sent:
             self.ping_sent = True
