@@ -65,7 +65,7 @@ class _NoWireTraces(logging.Filter):
         return not (isinstance(msg, str) and msg[:2] in ("< ", "> "))
 
 
-_ws_log.addFilter(_NoWireTraces())
+_ws_log.logger.addFilter(_NoWireTraces())
 
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
