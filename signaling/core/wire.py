@@ -25,13 +25,28 @@ MESSAGE_TYPES: Final = ("create", "join", "signal", "leave", "resume")
 V2_ONLY_TYPES: Final = frozenset({"leave", "resume"})
 
 
+class _NotJson(ValueError):
+    """Valid for Python's ``json``, not for JSON: NaN and the infinities."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise _NotJson(f"{name} is not JSON")
+
+
+def _any_int(digits: str) -> int | float:
+    """Integers of any length, as JSON allows; past Python's int-from-string limit (4300
+    digits) the value is a float (never an ``int``, so no integer field accepts it). A
+    payload's numbers are never converted at all: it is forwarded as the client wrote it."""
+    return int(digits) if len(digits) <= 4000 else float(digits)
 
 
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 # The standard library's C scanner, untyped in typeshed: (text, index) -> (value, end).
 _scan_once = cast(Callable[[str, int], tuple[Any, int]], _decoder.scan_once)  # type: ignore[attr-defined]
+# The same with a Python callback per integer: only for messages the fast one refused.
+_lenient = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_any_int)
+_scan_lenient = cast(Callable[[str, int], tuple[Any, int]], _lenient.scan_once)  # type: ignore[attr-defined]
+TOO_DEEP: Final = "JSON nested too deeply"
 scanstring = cast(Callable[[str, int, bool], tuple[str, int]], json.decoder.scanstring)  # type: ignore[attr-defined]
 _WS = frozenset(" \t\n\r")  # "" is not in it: the end of the text is no whitespace
 # Matches at any index (possibly empty), so ``.end()`` is always there.
@@ -60,6 +75,18 @@ def _bad_json(detail: str) -> WireError:
     return WireError("bad_json", f"Invalid JSON: {detail}")
 
 
+def is_unicode(value: str) -> bool:
+    """False for text with a lone surrogate (a JSON escape such as ``"\\ud800"``): it is
+    not Unicode, cannot be encoded as UTF-8 and is refused wherever the server reads it."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse(text: str) -> Inbound:
     """Decode one client text message, keeping the payload's raw text span.
 
@@ -74,7 +101,9 @@ def parse(text: str) -> Inbound:
         ch = text[i : i + 1]
     if ch != "{":
         try:
-            json.loads(text)
+            _lenient.decode(text)
+        except RecursionError:
+            raise WireError("bad_message", TOO_DEEP) from None
         except ValueError as exc:
             raise _bad_json(str(exc)) from None
         raise WireError("bad_message", "A message must be a JSON object")
@@ -106,6 +135,10 @@ def parse(text: str) -> Inbound:
                     value, end = scan(text, i)
                 except StopIteration:
                     raise _bad_json(f"expected a value at {i}") from None
+                except ValueError as exc:  # (free when nothing is raised)
+                    if isinstance(exc, (json.JSONDecodeError, _NotJson)):
+                        raise
+                    value, end = _scan_lenient(text, i)  # an integer past 4300 digits
                 if key == "payload":
                     p_start, p_end = i, end
                 fields[key] = value
@@ -129,10 +162,12 @@ def parse(text: str) -> Inbound:
         if isinstance(exc, WireError):
             raise
         raise _bad_json(str(exc)) from None
+    except RecursionError:  # the C scanner recurses per level: about 900 levels deep
+        raise WireError("bad_message", TOO_DEEP) from None
     if i != len(text) and ws_end(text, i).end() != len(text):
         raise _bad_json(f"extra data at {i}")
     kind = fields.get("type")
-    if not isinstance(kind, str):
+    if not isinstance(kind, str) or not is_unicode(kind):
         raise WireError("bad_message", "Field 'type' must be a string")
     payload = text[p_start:p_end] if p_start >= 0 else None
     return Inbound(kind, fields, payload)
@@ -140,15 +175,15 @@ def parse(text: str) -> Inbound:
 
 def require_str(msg: Inbound, name: str) -> str:
     value = msg.fields.get(name)
-    if not isinstance(value, str):
-        raise WireError("bad_message", f"Field '{name}' must be a string")
+    if not isinstance(value, str) or not is_unicode(value):
+        raise WireError("bad_message", f"Field '{name}' must be a string of Unicode text")
     return value
 
 
 def optional_str(msg: Inbound, name: str) -> str | None:
     value = msg.fields.get(name)
-    if value is not None and not isinstance(value, str):
-        raise WireError("bad_message", f"Field '{name}' must be a string")
+    if value is not None and (not isinstance(value, str) or not is_unicode(value)):
+        raise WireError("bad_message", f"Field '{name}' must be a string of Unicode text")
     return value
 
 
@@ -206,8 +241,11 @@ def room_expired(room_id: str) -> str:
     return f'{{"type":"room_expired","roomId":"{room_id}"}}'
 
 
-def error(code: ErrorCode, message: str) -> str:
-    return json.dumps({"type": "error", "message": message, "code": code}, separators=(",", ":"))
+def error(code: ErrorCode, message: str, *, retry_after_ms: int | None = None) -> str:
+    body: dict[str, Any] = {"type": "error", "message": message, "code": code}
+    if retry_after_ms is not None:
+        body["retryAfterMs"] = retry_after_ms
+    return json.dumps(body, separators=(",", ":"))
 
 
 def text_frame(text: str) -> bytes:

@@ -86,6 +86,7 @@ class RoomActor:
         *,
         health: Health | None = None,
         wall: Callable[[], float] = time.time,
+        batch_limit: int = 256,
     ) -> None:
         self.handle = handle
         self.room_id = handle.room_id
@@ -97,6 +98,9 @@ class RoomActor:
         self.resume_grace = resume_grace
         self.health = health or Health()
         self.wall = wall
+        # Fairness: at most this many messages per turn, then other rooms and the
+        # sockets get the loop (a flooding room delays the others by one bounded batch).
+        self.batch_limit = batch_limit
         self.loop = asyncio.get_running_loop()
         self.expired = False
         self._snapshot_seq = state.seq
@@ -123,7 +127,7 @@ class RoomActor:
         try:
             while not mailbox.closed:
                 try:
-                    batch = await mailbox.take()
+                    batch = await mailbox.take(self.batch_limit)
                 except MailboxClosed:
                     return
                 depth.observe(len(batch))
@@ -134,6 +138,8 @@ class RoomActor:
                         await self._segment(batch)
                     if self.expired:
                         return
+                if len(mailbox):  # a backlog beyond one batch: yield before the next
+                    await asyncio.sleep(0)
         finally:
             self.stop_timers()
 

@@ -59,14 +59,18 @@ class Mailbox(Generic[T]):
         """Return unprocessed items to the head, in order (actor restart)."""
         self._items.extendleft(reversed(list(items)))
 
-    async def take(self) -> deque[T]:
-        """Wait until something is queued, then hand over the whole backlog."""
+    async def take(self, limit: int = 0) -> deque[T]:
+        """Wait until something is queued, then hand over the backlog: all of it, or at
+        most ``limit`` items (the actor's fairness bound) when ``limit`` is positive."""
         while not self._items:
             if self._closed:
                 raise MailboxClosed
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
         items = self._items
+        if 0 < limit < len(items):
+            popleft = items.popleft
+            return deque([popleft() for _ in range(limit)])
         self._items = deque()
         return items
 

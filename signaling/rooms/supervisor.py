@@ -50,8 +50,13 @@ class Supervisor:
         restart_attempts: int = 5,
         backoff: tuple[float, float] = (0.05, 2.0),
         wall: Callable[[], float] = time.time,
+        room_batch: int = 256,
+        on_retired: Callable[[str], None] | None = None,
     ) -> None:
         self.journal = journal
+        self.room_batch = room_batch
+        # Told when a room stops being live (the admission layer frees its creator's slot).
+        self.on_retired = on_retired
         self.metrics = metrics
         self.tracing = tracing
         self.policy = policy
@@ -130,6 +135,7 @@ class Supervisor:
                     self.resume_grace,
                     health=self.health,
                     wall=self.wall,
+                    batch_limit=self.room_batch,
                 )
                 self._actors[room_id] = actor
                 try:
@@ -183,6 +189,8 @@ class Supervisor:
         if self.rooms.pop(room_id, None) is None:
             return
         self.metrics.rooms_live -= 1
+        if self.on_retired is not None:
+            self.on_retired(room_id)
         left = handle.mailbox.close()
         if lost:
             handle.fanout.lose_all()

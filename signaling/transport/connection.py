@@ -31,11 +31,14 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from signaling.core import commands as c
-from signaling.core import wire
+from signaling.core import turn, wire
 from signaling.core.errors import ErrorCode
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
 from signaling.rooms.peer import RoomHandle
+from signaling.telemetry.logs import FaultAdapter, FaultLog
+from signaling.transport import http
 from signaling.transport.framing import MAX_HEADER, frame_size
+from signaling.transport.session import Refuse, Session
 
 try:
     from websockets.speedups import apply_mask
@@ -46,15 +49,33 @@ if TYPE_CHECKING:
     from signaling.transport.server import Hub
 
 log = logging.getLogger("signaling.transport.connection")
-_ws_log = logging.getLogger("websockets.server")
+# Everything a client can provoke is logged through this, once per cause per interval.
+faults = FaultLog(log)
+_ws_log = FaultAdapter(FaultLog(logging.getLogger("websockets.server")))
+# Close codes that mean "the client sent something wrong" when the server sends them.
+CLIENT_FAULTS = {1002: "protocol error", 1007: "invalid data", 1008: "policy", 1009: "too big"}
+
+
+class _NoWireTraces(logging.Filter):
+    """websockets traces every request line, header and frame at debug level (``< ...``
+    and ``> ...``): tokens, cookies and payloads. Those never reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        return not (isinstance(msg, str) and msg[:2] in ("< ", "> "))
+
+
+_ws_log.logger.addFilter(_NoWireTraces())
 
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 V2 = Subprotocol(wire.V2_SUBPROTOCOL)
 TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 HEALTH_PATHS = ("/healthz", "/readyz")
-# websockets reads 128 header lines of 8 KiB each; a browser sends one or two KiB.
-MAX_REQUEST_HEAD = 16 * 1024
+# Each frame of a fragmented message counts at least this many bytes against
+# SIGNALING_MAX_MESSAGE_BYTES, so a message cannot arrive as an endless run of tiny or
+# empty frames (websockets counts only payload bytes).
+FRAGMENT_COST = 64
 
 
 def _select_subprotocol(_: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -69,10 +90,7 @@ def _new_token() -> tuple[str, str]:
 
 def digest(token: str) -> str:
     """Only a digest of a resume token is kept in events and journals."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-_error_frames: dict[tuple[str, str], bytes] = {}
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Connection(asyncio.Protocol):
@@ -91,8 +109,10 @@ class Connection(asyncio.Protocol):
         self.ping_sent = False
         self.closing_since = 0.0
         self.created = self.last_seen = hub.loop.time()
-        self._fragments: list[bytes] = []
+        self._fragments = bytearray()  # a fragmented message so far
         self._fragment_op: Opcode | None = None
+        self._ice_timer: asyncio.TimerHandle | None = None
+        self._fragment_charge = 0  # its bytes, each frame counting at least FRAGMENT_COST
         self._skip = 0  # bytes websockets needs to finish its current frame
         self._head = b""  # a frame header websockets holds whose length is not known yet
         self._request = bytearray()  # the opening handshake, until its blank line
@@ -105,38 +125,71 @@ class Connection(asyncio.Protocol):
             logger=_ws_log,
         )
         self.transport: asyncio.Transport
+        # Admission and protocol state (sans-I/O); the per-message buckets are read
+        # directly on the hot path.
+        self.session = Session(hub.admission, None, self.created)
+        self._limits = self.session.limits
+        self._socket_counted = False
+        self._expiry: asyncio.TimerHandle | None = None
 
     # ---- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        if not self.hub.admission.socket_opened():
+            # Far over the connection cap: not even a health probe is answered.
+            self.closed = True
+            self.transport.abort()
+            return
+        self._socket_counted = True
         self.hub.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_seen = self.hub.loop.time()
-        self.ping_sent = False
-        ws = self.ws
-        state = ws.state
-        if state is OPEN:
-            pos = 0
-            if self._partial is not None:
-                pos = self._complete_partial(data)
-                if pos == len(data) or self.closed or ws.state is not OPEN:
-                    self._frames_in(data, pos)  # nothing, or what follows a close
-                    self._pump()
-                    return
-            if not self._skip and not self._head and ws.current_size is None:
-                # At a frame boundary of websockets' parser: the common case, whole text
-                # frames, is handled without it (and without waking it: no _pump).
-                pos = self._take_text_frames(data, pos)
-                if pos == len(data) or self.closed:
-                    return
-            self._frames_in(data, pos)
-        elif state is CONNECTING:
-            self._request_in(data)
-        else:  # closing: websockets reads the peer's close frame or discards
-            self._feed(data)
-        self._pump()
+        try:
+            self.last_seen = self.hub.loop.time()
+            self.ping_sent = False
+            ws = self.ws
+            state = ws.state
+            if state is OPEN:
+                pos = 0
+                if self._partial is not None:
+                    pos = self._complete_partial(data)
+                    if pos == len(data) or self.closed or ws.state is not OPEN:
+                        self._frames_in(data, pos)  # nothing, or what follows a close
+                        self._pump()
+                        return
+                if not self._skip and not self._head and ws.current_size is None:
+                    # At a frame boundary of websockets' parser: the common case, whole text
+                    # frames, is handled without it (and without waking it: no _pump).
+                    pos = self._take_text_frames(data, pos)
+                    if pos == len(data) or self.closed:
+                        return
+                self._frames_in(data, pos)
+            elif state is CONNECTING:
+                self._request_in(data)
+            else:  # closing: websockets reads the peer's close frame or discards
+                self._feed(data)
+            self._pump()
+        except Exception:
+            # A bug, not the client's fault, but client bytes reached it: one line per
+            # interval (with the traceback), a 1011 close for this client, nobody else hurt.
+            faults.fault(
+                "internal",
+                "internal error on client input; closing with 1011",
+                level=logging.ERROR,
+                exc_info=True,
+                peer=self.peer_id,
+            )
+            self._internal_error()
+
+    def _internal_error(self) -> None:
+        if self.closed:
+            return
+        if self.ws.state is OPEN:
+            self.ws.fail(1011, "internal error")
+            self._pump()
+        if not self.closed:
+            self.abort()
 
     def _frames_in(self, data: bytes, pos: int = 0) -> None:
         """Frames of an open connection: the fast path at frame boundaries, websockets
@@ -198,25 +251,73 @@ class Connection(asyncio.Protocol):
         return need
 
     def _request_in(self, data: bytes) -> None:
-        """The opening handshake: websockets gets the request head and nothing after it,
-        so that it neither parses the bytes that follow as frames before the connection
-        is open nor loses track of where the first frame begins."""
+        """HTTP before the upgrade (see ``http``): probes are answered here, one request
+        after another; an upgrade request goes to websockets without the bytes after
+        it, which are frames once the connection is open."""
         buf = self._request
-        start = max(len(buf) - 3, 0)
         buf += data
-        end = buf.find(b"\r\n\r\n", start)
-        if end < 0:
-            if len(buf) > MAX_REQUEST_HEAD:
+        while not self.closed:
+            try:
+                head = http.take_head(buf)
+            except http.BadRequest:
+                self._http_reply(400, b"bad request\n", None)
+                return
+            if head is None:
+                if len(buf) > http.MAX_HEAD:
+                    self._http_reply(431, b"request head too large\n", None)
+                return
+            if not head.upgrade and head.method in ("GET", "HEAD"):
+                # The demo page and the browser client (SIGNALING_DEMO_PAGE).
+                page = self.hub.assets.response(head.path, head.method == "HEAD", head.keep_alive)
+                if page is not None:
+                    self._http_write(page, head.keep_alive)
+                    if not head.keep_alive:
+                        return
+                    continue
+            if head.upgrade or (head.method == "GET" and head.path not in HEALTH_PATHS):
+                if head.method != "GET":
+                    self._http_reply(405, b"method not allowed\n", None, allow="GET")
+                    return
+                rest = bytes(buf)
                 self._request = bytearray()
-                self._feed(bytes(buf))  # websockets answers 431 or drops it
-            return
-        end += 4
-        head, rest = bytes(buf[:end]), bytes(buf[end:])
-        self._request = bytearray()
-        self._feed(head)
-        if rest and self.ws.state is OPEN:
-            self._frames_in(rest)
-        # Otherwise the request was answered with an HTTP status and EOF: rest is dropped.
+                self._feed(head.raw)
+                if rest and self.ws.state is OPEN:
+                    self._frames_in(rest)
+                # Otherwise websockets answered with an HTTP status and EOF: rest is dropped.
+                return
+            if head.method not in ("GET", "HEAD"):
+                self._http_reply(405, b"method not allowed\n", None, allow="GET, HEAD")
+                return
+            if head.path in HEALTH_PATHS:
+                ready = head.path == "/healthz" or self.hub.accepting
+                body = b"ok\n" if ready else b"draining\n"
+                self._http_reply(200 if ready else 503, body, head)
+            else:  # HEAD of a WebSocket path
+                self._http_reply(405, b"method not allowed\n", None, allow="GET")
+            if not head.keep_alive:
+                return
+
+    def _http_reply(
+        self, status: int, body: bytes, head: http.Head | None, allow: str = ""
+    ) -> None:
+        """Answer one request; without ``head`` (an error) or keep-alive, close after it."""
+        keep = head is not None and head.keep_alive
+        only = head is not None and head.method == "HEAD"
+        if status >= 400 and status != 503:
+            faults.fault(f"http_{status}", "HTTP request answered %d", status)
+        self._http_write(
+            http.response(status, body, head_only=only, keep_alive=keep, allow=allow), keep
+        )
+
+    def _http_write(self, response: bytes, keep: bool) -> None:
+        transport = self.transport
+        transport.write(response)
+        if not keep:
+            self.closed = True
+            self._request = bytearray()
+            transport.close()
+        elif transport.get_write_buffer_size() > self.hub.settings.send_buffer_bytes:
+            self._slow_consumer()  # pipelined probes that never read their answers
 
     def _feed(self, data: bytes) -> None:
         ws = self.ws
@@ -234,8 +335,27 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._ice_timer is not None:
+            self._ice_timer.cancel()
+        sent = self.ws.close_sent
+        if sent is not None and sent.code in CLIENT_FAULTS and not self.ws.close_rcvd_then_sent:
+            faults.fault(
+                f"close_{sent.code}",
+                "client closed for %s (%d): %s",
+                CLIENT_FAULTS[sent.code],
+                sent.code,
+                sent.reason,
+                peer=self.peer_id,
+            )
         hub = self.hub
         hub.connections.discard(self)
+        if self._socket_counted:
+            self._socket_counted = False
+            hub.admission.socket_closed()
+            self.session.closed(hub.loop.time())
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self.opened:
             self.opened = False
             hub.metrics.connections_open["v2" if self.protocol == 2 else "v1"] -= 1
@@ -261,18 +381,37 @@ class Connection(asyncio.Protocol):
     def _handshake(self, request: Request) -> None:
         ws = self.ws
         hub = self.hub
-        path = request.path.partition("?")[0]
-        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
-        if path in HEALTH_PATHS and not upgrade:
-            ready = path == "/healthz" or hub.accepting
-            ws.send_response(ws.reject(200 if ready else 503, "ok\n" if ready else "draining\n"))
-            return
         if not hub.ready:
             ws.send_response(ws.reject(503, "Server is shutting down.\n"))
+            return
+        now = hub.loop.time()
+        peer = self.transport.get_extra_info("peername")
+        offered = [
+            p.strip()
+            for value in request.headers.get_all("Sec-WebSocket-Protocol")
+            for p in value.split(",")
+        ]
+        session = self.session
+        reject = session.handshake(
+            peer[0] if isinstance(peer, tuple) else None,
+            request.path,
+            list(request.headers.raw_items()),
+            offered,
+            now,
+            time.time(),
+        )
+        if reject is not None:
+            refusal = ws.reject(reject.status, reject.body)
+            if reject.retry_after is not None:
+                refusal.headers["Retry-After"] = str(reject.retry_after)
+            ws.send_response(refusal)
             return
         response = ws.accept(request)
         ws.send_response(response)
         if response.status_code == 101:
+            session.opened(now)
+            if session.expires_at is not None:
+                self._expiry = hub.loop.call_at(session.expires_at, self._check_now)
             self.opened = True
             self.protocol = 2 if ws.subprotocol == V2 else 1
             version = "v2" if self.protocol == 2 else "v1"
@@ -327,27 +466,42 @@ class Connection(asyncio.Protocol):
         if op is TEXT or op is BINARY:
             if not frame.fin:
                 self._fragment_op = op
-                self._fragments = [data]
+                self._fragments = bytearray(data)
+                self._fragment_charge = max(len(data), FRAGMENT_COST)
                 return
         elif op is CONT:
-            self._fragments.append(data)
+            # websockets bounds the bytes; the frame count is bounded here: every frame
+            # counts at least FRAGMENT_COST bytes against the message size limit.
+            self._fragment_charge += max(len(data), FRAGMENT_COST)
+            if self._fragment_charge > self.hub.settings.max_message_bytes:
+                self._fragments = bytearray()
+                self.ws.fail(1009, "message too big (fragments)")
+                return
+            self._fragments += data
             if not frame.fin:
                 return
             op = self._fragment_op or BINARY
-            data = b"".join(self._fragments)
-            self._fragments = []
+            data = bytes(self._fragments)
+            self._fragments = bytearray()
             self._fragment_op = None
         else:  # ping, pong, close: the protocol object already answered
             return
         if self.ws.state is not OPEN:
             return
         if op is BINARY:
+            if self._limits.admit(self.last_seen, len(data)):
+                self._refuse(self.session.message(len(data), self.last_seen))
+                return
             self.hub.metrics.received["invalid"] += 1
             self.error("bad_message", "Binary frames are not supported; send JSON text")
             return
         self._text(data)
 
     def _text(self, data: bytes) -> None:
+        if self._limits.admit(self.last_seen, len(data)):
+            # Over a per-connection limit: refused before it is even parsed.
+            self._refuse(self.session.message(len(data), self.last_seen))
+            return
         try:
             text = data.decode()
         except UnicodeDecodeError:
@@ -410,16 +564,28 @@ class Connection(asyncio.Protocol):
     # where it was, as the seed does (``refused``).
 
     def _create(self) -> None:
+        session = self.session
+        now = self.hub.loop.time()
+        refused = session.may_create(now)
+        if refused is not None:
+            self._refuse(refused)
+            return
         handle = self.hub.supervisor.create()
         if handle is None:
+            session.create_failed(now)
             self.error("rooms_exhausted", "No free room id; try again later")
             return
+        session.created(handle.room_id, now)
         token, token_digest = _new_token() if self.protocol == 2 else (None, "")
         command = c.Create(self.peer_id, self.protocol, token_digest, time.time(), token)
         handle.mailbox.post((command, self), force=True)
         self.room = handle
 
     def _join(self, room_id: str) -> None:
+        refused = self.session.may_join(room_id, self.hub.loop.time())
+        if refused is not None:
+            self._refuse(refused)
+            return
         handle = self.hub.supervisor.get(room_id)
         if handle is None:
             self.error(ROOM_NOT_FOUND.code, ROOM_NOT_FOUND.message)
@@ -433,8 +599,9 @@ class Connection(asyncio.Protocol):
         if room is None:
             self.error("not_in_room", "Not in a room")
             return
-        # Routing changes when the room commits the departure (``evicted``): a leave that
-        # fails leaves the client where it was, and later signals still follow in order.
+        # Routing (and the session) change when the room commits the departure
+        # (``evicted``): a leave that fails leaves the client where it was, and later
+        # signals still follow in order.
         if home is not None and home is not room:
             home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
         room.mailbox.post((c.Leave(self.peer_id, "left", time.time()), self), force=True)
@@ -442,10 +609,18 @@ class Connection(asyncio.Protocol):
     def _resume(self, msg: wire.Inbound) -> None:
         room_id = wire.require_str(msg, "roomId")
         peer_id = wire.require_str(msg, "peerId")
-        token = wire.require_str(msg, "resumeToken")
+        token = msg.fields.get("resumeToken")
+        if not isinstance(token, str):
+            raise wire.WireError("bad_message", "Field 'resumeToken' must be a string")
         last_seq = wire.require_seq(msg, "lastSeq")
+        refused = self.session.may_resume(room_id, self.hub.loop.time())
+        if refused is not None:
+            self._refuse(refused)
+            return
         handle = self.hub.supervisor.get(room_id)
-        if handle is None:
+        # Tokens are URL-safe base64 (ASCII): any other text, a lone surrogate included,
+        # cannot match one, and is refused before the client leaves its current room.
+        if handle is None or not token.isascii():
             self.hub.metrics.resumes["failed"] += 1
             self.error(RESUME_FAILED.code, RESUME_FAILED.message)
             return
@@ -463,8 +638,13 @@ class Connection(asyncio.Protocol):
         home = self.home
         if home is not None and home is not room:
             home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
+        resumed = peer_id != self.peer_id  # a resume takes over the old peer id
         self.home = room
         self.peer_id = peer_id
+        now = self.hub.loop.time()
+        self.session.entered(now)
+        if resumed:
+            self.session.resumed(now)
         if self.closed:  # gone while the entry was pending: leave the new room too
             self._disconnect(room, peer_id)
 
@@ -477,18 +657,54 @@ class Connection(asyncio.Protocol):
             self.home = None
         if self.room is room:
             self.room = None
+        if self.home is None:
+            self.session.left(self.hub.loop.time())
 
     # ---- outbound --------------------------------------------------------------------------
 
+    def ice_servers(self) -> str | None:
+        """This peer's ICE servers (JSON) for a v2 room reply, with TURN credentials that a
+        timer replaces (``ice_servers`` message) a quarter TTL before they expire."""
+        policy = self.hub.ice
+        if self.protocol != 2 or not policy.enabled:
+            return None
+        if policy.refreshing:
+            if self._ice_timer is not None:
+                self._ice_timer.cancel()
+            self._ice_timer = self.hub.loop.call_later(policy.refresh_after, self._refresh_ice)
+        return turn.ice_servers_json(policy, self.peer_id, self.hub.wall_clock())
+
+    def _refresh_ice(self) -> None:
+        self._ice_timer = None
+        if self.closed or self.room is None:
+            return
+        servers = self.ice_servers()
+        if servers is not None:
+            self.write(wire.text_frame(turn.ice_servers_message(servers)))
+
+    def _refuse(self, refused: Refuse | None) -> None:
+        """An admission refusal: the error reply, and a 1008 close when it says so."""
+        if refused is None:
+            return
+        if refused.retry_after_ms is None:
+            self.error(refused.code, refused.message)
+        else:
+            self.hub.metrics.errors[refused.code] += 1
+            self.write(
+                wire.text_frame(
+                    wire.error(refused.code, refused.message, retry_after_ms=refused.retry_after_ms)
+                )
+            )
+        if refused.close:
+            self.close(1008, "rate limit exceeded" if refused.code == "rate_limited" else "")
+
     def error(self, code: ErrorCode, message: str) -> None:
+        if code == "room_not_found":
+            # A failed join: charged to the client's address (the brute-force guard).
+            self.session.failed(code, self.hub.loop.time())
         self.hub.metrics.errors[code] += 1
-        key = (code, message)
-        frame = _error_frames.get(key)
-        if frame is None:
-            frame = wire.text_frame(wire.error(code, message))
-            if len(_error_frames) < 256:
-                _error_frames[key] = frame
-        self.write(frame)
+        # Built each time: a cache keyed by text a client chose would be the client's to fill.
+        self.write(wire.text_frame(wire.error(code, message)))
 
     def write(self, frame: bytes) -> None:
         """Queue a ready-made frame; it goes out with this turn's other frames."""
@@ -520,16 +736,22 @@ class Connection(asyncio.Protocol):
             self._slow_consumer()
 
     def _pump(self) -> None:
-        """Write what the protocol object produced (handshake, pong, close); honour EOF."""
+        """Write what the protocol object produced (handshake, pong, close); honour EOF.
+
+        These bytes count against the send buffer like every other frame: a client that
+        sends pings and never reads the pongs is a slow consumer too."""
         if self.closed:
             return
+        transport = self.transport
         for chunk in self.ws.data_to_send():
             if chunk:
-                self.transport.write(chunk)
+                transport.write(chunk)
             else:
                 self.closed = True
-                self.transport.close()
+                transport.close()
                 return
+        if transport.get_write_buffer_size() + self.out_bytes > self.hub.settings.send_buffer_bytes:
+            self._slow_consumer()
 
     def _slow_consumer(self) -> None:
         if self.closed:
@@ -538,7 +760,9 @@ class Connection(asyncio.Protocol):
         self.out = []
         self.out_bytes = 0
         self.hub.metrics.slow_consumers += 1
-        log.warning("slow consumer disconnected", extra={"peer": self.peer_id})
+        faults.fault(
+            "slow_consumer", "slow consumer disconnected", level=logging.WARNING, peer=self.peer_id
+        )
         self.transport.abort()
 
     def close(self, code: int, reason: str) -> None:
@@ -546,9 +770,14 @@ class Connection(asyncio.Protocol):
         if self.closed or self.ws.state is not OPEN:
             return
         self.flush()
+        self.session.closing()
         self.ws.send_close(code, reason)
         self.closing_since = self.hub.loop.time()
         self._pump()
+
+    def _check_now(self) -> None:
+        self._expiry = None
+        self.check(self.hub.loop.time())
 
     def abort(self) -> None:
         if not self.closed:
@@ -560,6 +789,13 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         settings = self.hub.settings
+        if self.opened and not self.closing_since:
+            due = self.session.due(now)
+            if due is not None:
+                if due.error is not None:
+                    self._refuse(due.error)
+                self.close(due.code, due.reason)
+                return
         if not self.opened:
             if now - self.created > settings.handshake_timeout:
                 self.abort()
@@ -570,7 +806,7 @@ class Connection(asyncio.Protocol):
             return
         idle = now - self.last_seen
         if idle > settings.ping_interval + settings.ping_timeout:
-            log.info("no pong: disconnecting", extra={"peer": self.peer_id})
+            faults.fault("no_pong", "no pong: disconnecting", peer=self.peer_id)
             self.abort()
         elif idle > settings.ping_interval and not self.ping_sent:
             self.ping_sent = True

@@ -11,19 +11,23 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signaling.config import Settings
 from signaling.core.room import RoomPolicy
+from signaling.core.turn import IcePolicy
 from signaling.journal import Journal, MemoryJournal
 from signaling.rooms.supervisor import Supervisor
+from signaling.telemetry.logs import flush_faults
 from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import Tracing
 from signaling.transport.admission import Admission
 from signaling.transport.connection import Connection
 from signaling.transport.tls import Certificates
+from signaling.web.assets import Assets
 
 log = logging.getLogger("signaling.transport.server")
 
@@ -45,6 +49,8 @@ class Hub:
             settings.journal_max_events, settings.journal_max_bytes, settings.journal_total_bytes
         )
         self.metrics.journal_backend = self.journal.backend
+        # Limits, origins and tokens: one process-wide policy every session asks.
+        self.admission = Admission.from_settings(settings, self.metrics)
         self.supervisor = Supervisor(
             self.journal,
             self.metrics,
@@ -53,16 +59,28 @@ class Hub:
             room_id_digits=settings.room_id_digits,
             mailbox_size=settings.mailbox_size,
             resume_grace=settings.resume_grace,
+            room_batch=settings.room_batch,
+            on_retired=self._room_retired,
         )
-        # Limits, origins and tokens: one process-wide policy every session asks.
-        self.admission = Admission.from_settings(settings, self.metrics)
         self.connections: set[Connection] = set()
+        # The browser side: static files on the public port, ICE servers for v2 clients.
+        self.assets = Assets.load(settings.demo_page)
+        self.ice = IcePolicy(
+            settings.turn_urls,
+            settings.stun_urls,
+            settings.turn_secret_value(),
+            settings.turn_ttl_s,
+        )
+        self.wall_clock = time.time  # TURN expiry is Unix time, unlike the loop's clock
         self.ready = False
         # Set when draining and the last open WebSocket is gone (see Connection.connection_lost).
         self.all_closed = asyncio.Event()
         self.flush_threshold = max(settings.send_buffer_bytes // 4, 4096)
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+
+    def _room_retired(self, room_id: str) -> None:
+        self.admission.room_retired(room_id, self.loop.time())
 
     @property
     def accepting(self) -> bool:
@@ -152,6 +170,7 @@ class Server:
             now = hub.loop.time()
             for conn in list(hub.connections):
                 conn.check(now)
+            flush_faults()
 
     def stop(self) -> None:
         self._stop.set()

@@ -30,7 +30,7 @@ from websockets.server import ServerProtocol
 
 from signaling.config import Settings
 from signaling.core.errors import ErrorCode
-from signaling.transport.connection import Connection
+from signaling.transport.connection import FRAGMENT_COST, Connection
 from signaling.transport.server import Hub
 from tests.adversarial.wsframes import HANDSHAKE, encode, header_end, smuggling
 
@@ -62,6 +62,9 @@ class FakeTransport:
 
     def get_write_buffer_size(self) -> int:
         return 0
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.2", 40000) if name == "peername" else default
 
 
 class Recorded(Connection):
@@ -138,6 +141,10 @@ class Reference:
                 return
         elif op is Opcode.CONT:
             self.frags.append(data)
+            if sum(max(len(f), FRAGMENT_COST) for f in self.frags) > MAX:
+                self.failed = True
+                self.ws.fail(1009, "message too big (fragments)")
+                return
             if not frame.fin:
                 return
             op, data, self.frags = self.frag_op or Opcode.BINARY, b"".join(self.frags), []
@@ -217,7 +224,8 @@ def frames(draw: st.DrawFn) -> bytes:
         return encode(op, body, mask=mask, fin=draw(st.booleans() | st.just(True)))
     if kind == "fragmented":
         first = draw(st.sampled_from([Opcode.TEXT, Opcode.TEXT, Opcode.BINARY]))
-        parts = draw(st.lists(payloads, min_size=1, max_size=5))
+        empties = st.lists(st.just(b""), min_size=1, max_size=9)  # 64 bytes each, by count
+        parts = draw(st.lists(payloads, min_size=1, max_size=5) | empties)
         out = []
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -270,7 +278,16 @@ def hub() -> Iterator[Hub]:
     loop = asyncio.new_event_loop()
 
     async def make() -> Hub:
-        hub = Hub(Settings(port=0, max_message_bytes=MAX))
+        # Abuse limits off: thousands of examples from one address test framing only.
+        hub = Hub(
+            Settings(
+                port=0,
+                max_message_bytes=MAX,
+                handshake_rate="0",
+                message_rate="0",
+                byte_rate="0",
+            )
+        )
         hub.ready = True
         return hub
 

@@ -120,7 +120,10 @@ async def test_full_mailbox_answers_overloaded_and_drops_nothing_silently(
 def test_a_client_that_does_not_read_is_disconnected_alone() -> None:
     """Run against a separate server process, so the test's own readers never compete
     with the server for one event loop."""
-    with spawn_server({"SIGNALING_SEND_BUFFER_BYTES": str(256 * 1024)}) as proc:
+    # 6.4 MB in a few seconds is over the default byte rate: this test is about the
+    # slow-consumer cut-off, so the sender's byte limit is off here.
+    env = {"SIGNALING_SEND_BUFFER_BYTES": str(256 * 1024), "SIGNALING_BYTE_RATE": "0"}
+    with spawn_server(env) as proc:
         asyncio.run(_slow_consumer_scenario(proc.port))
         metrics = http_get(proc.metrics_url)[1]
     assert "signaling_slow_consumer_disconnects_total 1.0" in metrics

@@ -92,3 +92,64 @@ def test_text_frame_matches_the_websockets_encoder(size: int) -> None:
     text = "x" * size
     expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
     assert wire.text_frame(text) == expected
+
+
+def test_numbers_in_a_payload_are_relayed_as_written_however_long() -> None:
+    payload = '{"n":' + "7" * 5000 + ',"f":1' + "0" * 400 + 'e-400,"neg":-' + "9" * 4301 + "}"
+    msg = wire.parse(f'{{"type":"signal","payload":{payload}}}')
+    assert msg.payload == payload
+
+
+def test_a_huge_integer_is_no_valid_sequence_number() -> None:
+    msg = wire.parse('{"type":"resume","lastSeq":' + "1" * 5000 + "}")
+    with pytest.raises(wire.WireError) as err:
+        wire.require_seq(msg, "lastSeq")
+    assert err.value.code == "bad_message"
+
+
+@pytest.mark.parametrize("depth", [1000, 5000])
+@pytest.mark.parametrize("where", ["payload", "top", "field"])
+def test_deep_nesting_is_bad_message_with_a_clear_text(depth: int, where: str) -> None:
+    deep = "[" * depth + "]" * depth
+    text = {
+        "payload": f'{{"type":"signal","payload":{deep}}}',
+        "top": deep,
+        "field": f'{{"type":"join","roomId":{deep}}}',
+    }[where]
+    with pytest.raises(wire.WireError) as err:
+        wire.parse(text)
+    assert (err.value.code, err.value.message) == ("bad_message", wire.TOO_DEEP)
+
+
+def test_moderate_nesting_is_relayed() -> None:
+    deep = '{"a":' * 200 + "1" + "}" * 200
+    assert wire.parse(f'{{"type":"signal","payload":{deep}}}').payload == deep
+
+
+@pytest.mark.parametrize("field", ["type", "roomId", "to", "peerId", "traceparent"])
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "a\\udc00b", "\\ud83d"])
+def test_lone_surrogates_are_refused_where_the_server_reads_text(field: str, escape: str) -> None:
+    text = f'{{"type":"signal","payload":1,"{field}":"{escape}"}}'
+    with pytest.raises(wire.WireError) as err:
+        msg = wire.parse(text)
+        wire.require_str(msg, field)
+    assert err.value.code == "bad_message"
+    if field != "type":
+        with pytest.raises(wire.WireError):
+            wire.optional_str(wire.parse(text), field)
+
+
+def test_a_surrogate_pair_is_text_and_a_lone_one_in_a_payload_is_relayed() -> None:
+    msg = wire.parse('{"type":"signal","to":"\\ud83d\\ude00","payload":"\\ud800"}')
+    assert wire.require_str(msg, "to") == "\U0001f600"
+    assert msg.payload == '"\\ud800"'  # opaque: forwarded as the client escaped it
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"type":"signal","payload":NaN}', "1" * 5000, '{"type":"signal","payload":[' + "1" * 5000],
+)
+def test_error_texts_do_not_describe_the_implementation(text: str) -> None:
+    with pytest.raises(wire.WireError) as err:
+        wire.parse(text)
+    assert "digits" not in err.value.message and "Python" not in err.value.message

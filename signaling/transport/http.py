@@ -1,0 +1,109 @@
+"""HTTP/1.1 before a WebSocket exists, sans-I/O: request heads in, responses out.
+
+The listening port serves the health probes (``/healthz``, ``/readyz``) as well as
+WebSocket upgrades. websockets' handshake parser expects exactly one upgrade request and
+nothing after it (an extra CRLF after ``GET /healthz`` made it fail an assertion), and
+it answers only GET. So the connection reads request heads itself, with this module:
+upgrades go to websockets byte for byte, the probes are answered here, pipelined
+requests one after another, other methods with 405, anything unparseable with 400.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+MAX_HEAD: Final = 16 * 1024
+"""A request head larger than this is answered 431 (a browser's is one or two KiB)."""
+
+_REASONS: Final = {
+    200: "OK",
+    400: "Bad Request",
+    405: "Method Not Allowed",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """What the server needs from a request head; ``raw`` is the head as received."""
+
+    method: str
+    path: str  # without the query
+    upgrade: bool  # asks for a WebSocket (``Upgrade: websocket``)
+    keep_alive: bool  # the client may send another request on this connection
+    raw: bytes
+
+
+class BadRequest(ValueError):
+    """Bytes that are no HTTP/1.x request head: answered 400, then the connection closes."""
+
+
+def take_head(buf: bytearray) -> Head | None:
+    """Remove the next request head from ``buf``; ``None`` while it is incomplete.
+
+    Empty lines before a request are skipped (RFC 9112 2.2), so a stray CRLF after a
+    request is no error. Raises ``BadRequest``.
+    """
+    start = 0
+    while buf[start : start + 2] == b"\r\n":
+        start += 2
+    if start:
+        del buf[:start]
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    raw = bytes(buf[: end + 4])
+    del buf[: end + 4]
+    head = parse_head(raw)
+    if head is None:
+        raise BadRequest(raw[:80])
+    return head
+
+
+def parse_head(raw: bytes) -> Head | None:
+    """The request line and the headers that matter here; ``None`` if malformed."""
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    lines = text[:-4].split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or parts[2] not in ("HTTP/1.1", "HTTP/1.0") or not parts[0].isalpha():
+        return None
+    method, target, version = parts
+    connection: list[str] = []
+    upgrade = body = False
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip():
+            return None
+        name = name.lower()
+        value = value.strip().lower()
+        if name == "connection":
+            connection += [token.strip() for token in value.split(",")]
+        elif name == "upgrade":
+            upgrade = "websocket" in value
+        elif name == "transfer-encoding" or (name == "content-length" and value != "0"):
+            body = True  # never read here: the connection closes after its answer
+    keep_alive = "keep-alive" in connection if version == "HTTP/1.0" else "close" not in connection
+    path = target.partition("?")[0]
+    return Head(method, path, upgrade, keep_alive and not body, raw)
+
+
+def response(
+    status: int, body: bytes, *, head_only: bool = False, keep_alive: bool = False, allow: str = ""
+) -> bytes:
+    """A complete plain-text HTTP/1.1 response (``head_only`` for HEAD requests)."""
+    lines = [
+        f"HTTP/1.1 {status} {_REASONS[status]}",
+        "Content-Type: text/plain; charset=utf-8",
+        f"Content-Length: {len(body)}",
+        "Cache-Control: no-store",
+        f"Connection: {'keep-alive' if keep_alive else 'close'}",
+    ]
+    if allow:
+        lines.append(f"Allow: {allow}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return head if head_only else head + body
