@@ -64,6 +64,26 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _urls(*schemes: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        urls = tuple(part.strip() for part in raw.split(",") if part.strip())
+        for url in urls:
+            if not url.startswith(schemes):
+                raise ValueError(f"{url!r} does not start with {' or '.join(schemes)}")
+        return urls
+
+    return parse
+
+
 _PERIODS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
 
 
@@ -430,9 +450,60 @@ class Settings:
         "log level",
     )
 
+    demo_page: bool = knob(
+        "SIGNALING_DEMO_PAGE",
+        "--demo-page",
+        True,
+        _bool,
+        "serve the demo call page at / and the browser client at /client/ (false: neither)",
+    )
+    turn_urls: tuple[str, ...] = knob(
+        "SIGNALING_TURN_URLS",
+        "--turn-urls",
+        (),
+        _urls("turn:", "turns:"),
+        "TURN server URLs handed to v2 clients with credentials (comma-separated)",
+    )
+    turn_secret: str = knob(
+        "SIGNALING_TURN_SECRET",
+        "--turn-secret",
+        "",
+        _text,
+        "secret shared with the TURN server (coturn static-auth-secret)",
+        secret=True,
+    )
+    turn_secret_file: str = knob(
+        "SIGNALING_TURN_SECRET_FILE",
+        "--turn-secret-file",
+        "",
+        _text,
+        "file holding the TURN secret (instead of SIGNALING_TURN_SECRET)",
+    )
+    turn_ttl_s: int = knob(
+        "SIGNALING_TURN_TTL_S",
+        "--turn-ttl",
+        3600,
+        _int_range(2, 7 * 86_400),
+        "seconds TURN credentials stay valid; fresh ones are sent a quarter early",
+    )
+    stun_urls: tuple[str, ...] = knob(
+        "SIGNALING_STUN_URLS",
+        "--stun-urls",
+        (),
+        _urls("stun:", "stuns:"),
+        "STUN server URLs handed to v2 clients (comma-separated)",
+    )
+
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert_file and self.tls_key_file)
+
+    def turn_secret_value(self) -> str:
+        """The TURN secret, from the variable or its ``_FILE`` (read when asked)."""
+        if self.turn_secret_file:
+            with open(self.turn_secret_file, encoding="utf-8") as f:
+                return f.read().strip()
+        return self.turn_secret
 
     def jwt_secret_value(self) -> str:
         """The HS256 secret, from the variable or its ``_FILE`` (read when asked)."""
@@ -507,4 +578,8 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         raise ConfigError("SIGNALING_TLS_CERT_FILE and SIGNALING_TLS_KEY_FILE go together")
     if settings.jwt_secret and settings.jwt_secret_file:
         raise ConfigError("set SIGNALING_JWT_SECRET or SIGNALING_JWT_SECRET_FILE, not both")
+    if settings.turn_secret and settings.turn_secret_file:
+        raise ConfigError("set SIGNALING_TURN_SECRET or SIGNALING_TURN_SECRET_FILE, not both")
+    if settings.turn_urls and not (settings.turn_secret or settings.turn_secret_file):
+        raise ConfigError("SIGNALING_TURN_URLS needs SIGNALING_TURN_SECRET or its _FILE")
     return settings

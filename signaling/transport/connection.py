@@ -31,7 +31,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from signaling.core import commands as c
-from signaling.core import wire
+from signaling.core import turn, wire
 from signaling.core.errors import ErrorCode
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
 from signaling.rooms.peer import RoomHandle
@@ -54,6 +54,18 @@ faults = FaultLog(log)
 _ws_log = FaultAdapter(FaultLog(logging.getLogger("websockets.server")))
 # Close codes that mean "the client sent something wrong" when the server sends them.
 CLIENT_FAULTS = {1002: "protocol error", 1007: "invalid data", 1008: "policy", 1009: "too big"}
+
+
+class _NoWireTraces(logging.Filter):
+    """websockets traces every request line, header and frame at debug level (``< ...``
+    and ``> ...``): tokens, cookies and payloads. Those never reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        return not (isinstance(msg, str) and msg[:2] in ("< ", "> "))
+
+
+_ws_log.logger.addFilter(_NoWireTraces())
 
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
@@ -99,6 +111,7 @@ class Connection(asyncio.Protocol):
         self.created = self.last_seen = hub.loop.time()
         self._fragments = bytearray()  # a fragmented message so far
         self._fragment_op: Opcode | None = None
+        self._ice_timer: asyncio.TimerHandle | None = None
         self._fragment_charge = 0  # its bytes, each frame counting at least FRAGMENT_COST
         self._skip = 0  # bytes websockets needs to finish its current frame
         self._head = b""  # a frame header websockets holds whose length is not known yet
@@ -254,6 +267,14 @@ class Connection(asyncio.Protocol):
                 return
             if head is None:
                 return
+            if not head.upgrade and head.method in ("GET", "HEAD"):
+                # The demo page and the browser client (SIGNALING_DEMO_PAGE).
+                page = self.hub.assets.response(head.path, head.method == "HEAD", head.keep_alive)
+                if page is not None:
+                    self._http_write(page, head.keep_alive)
+                    if not head.keep_alive:
+                        return
+                    continue
             if head.upgrade or (head.method == "GET" and head.path not in HEALTH_PATHS):
                 if head.method != "GET":
                     self._http_reply(405, b"method not allowed\n", None, allow="GET")
@@ -285,8 +306,13 @@ class Connection(asyncio.Protocol):
         only = head is not None and head.method == "HEAD"
         if status >= 400 and status != 503:
             faults.fault(f"http_{status}", "HTTP request answered %d", status)
+        self._http_write(
+            http.response(status, body, head_only=only, keep_alive=keep, allow=allow), keep
+        )
+
+    def _http_write(self, response: bytes, keep: bool) -> None:
         transport = self.transport
-        transport.write(http.response(status, body, head_only=only, keep_alive=keep, allow=allow))
+        transport.write(response)
         if not keep:
             self.closed = True
             self._request = bytearray()
@@ -310,6 +336,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._ice_timer is not None:
+            self._ice_timer.cancel()
         sent = self.ws.close_sent
         if sent is not None and sent.code in CLIENT_FAULTS and not self.ws.close_rcvd_then_sent:
             faults.fault(
@@ -516,7 +544,7 @@ class Connection(asyncio.Protocol):
             raise wire.WireError("unknown_type", f"Unknown message type {kind!r}")
         metrics.received[kind] += 1
         if kind == "create":
-            self._create()
+            self._create(msg)
         elif kind == "join":
             self._join(wire.require_str(msg, "roomId"))
         elif kind == "leave":
@@ -536,14 +564,18 @@ class Connection(asyncio.Protocol):
     # (``entered``). A refused or failed create, join or resume leaves the client exactly
     # where it was, as the seed does (``refused``).
 
-    def _create(self) -> None:
+    def _create(self, msg: wire.Inbound) -> None:
+        # v2 may ask for an unguessable id (v1 clients send no such field: the seed's).
+        unguessable = msg.fields.get("unguessable", False) if self.protocol == 2 else False
+        if type(unguessable) is not bool:
+            raise wire.WireError("bad_message", "Field 'unguessable' must be true or false")
         session = self.session
         now = self.hub.loop.time()
         refused = session.may_create(now)
         if refused is not None:
             self._refuse(refused)
             return
-        handle = self.hub.supervisor.create()
+        handle = self.hub.supervisor.create(unguessable)
         if handle is None:
             session.create_failed(now)
             self.error("rooms_exhausted", "No free room id; try again later")
@@ -572,8 +604,9 @@ class Connection(asyncio.Protocol):
         if room is None:
             self.error("not_in_room", "Not in a room")
             return
-        self.room = None
-        self.session.left(self.hub.loop.time())
+        # Routing (and the session) change when the room commits the departure
+        # (``evicted``): a leave that fails leaves the client where it was, and later
+        # signals still follow in order.
         if home is not None and home is not room:
             home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
         room.mailbox.post((c.Leave(self.peer_id, "left", time.time()), self), force=True)
@@ -610,9 +643,13 @@ class Connection(asyncio.Protocol):
         home = self.home
         if home is not None and home is not room:
             home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
+        resumed = peer_id != self.peer_id  # a resume takes over the old peer id
         self.home = room
         self.peer_id = peer_id
-        self.session.entered(self.hub.loop.time())
+        now = self.hub.loop.time()
+        self.session.entered(now)
+        if resumed:
+            self.session.resumed(now)
         if self.closed:  # gone while the entry was pending: leave the new room too
             self._disconnect(room, peer_id)
 
@@ -629,6 +666,26 @@ class Connection(asyncio.Protocol):
             self.session.left(self.hub.loop.time())
 
     # ---- outbound --------------------------------------------------------------------------
+
+    def ice_servers(self) -> str | None:
+        """This peer's ICE servers (JSON) for a v2 room reply, with TURN credentials that a
+        timer replaces (``ice_servers`` message) a quarter TTL before they expire."""
+        policy = self.hub.ice
+        if self.protocol != 2 or not policy.enabled:
+            return None
+        if policy.refreshing:
+            if self._ice_timer is not None:
+                self._ice_timer.cancel()
+            self._ice_timer = self.hub.loop.call_later(policy.refresh_after, self._refresh_ice)
+        return turn.ice_servers_json(policy, self.peer_id, self.hub.wall_clock())
+
+    def _refresh_ice(self) -> None:
+        self._ice_timer = None
+        if self.closed or self.room is None:
+            return
+        servers = self.ice_servers()
+        if servers is not None:
+            self.write(wire.text_frame(turn.ice_servers_message(servers)))
 
     def _refuse(self, refused: Refuse | None) -> None:
         """An admission refusal: the error reply, and a 1008 close when it says so."""
@@ -647,8 +704,8 @@ class Connection(asyncio.Protocol):
             self.close(1008, "rate limit exceeded" if refused.code == "rate_limited" else "")
 
     def error(self, code: ErrorCode, message: str) -> None:
-        if code in ("room_not_found", "resume_failed"):
-            # A failed entry: charged to the client's address (the brute-force guard).
+        if code == "room_not_found":
+            # A failed join: charged to the client's address (the brute-force guard).
             self.session.failed(code, self.hub.loop.time())
         self.hub.metrics.errors[code] += 1
         # Built each time: a cache keyed by text a client chose would be the client's to fill.

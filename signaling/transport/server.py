@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signaling.config import Settings
 from signaling.core.room import RoomPolicy
+from signaling.core.turn import IcePolicy
 from signaling.journal import Journal, MemoryJournal
 from signaling.rooms.supervisor import Supervisor
 from signaling.telemetry.logs import flush_faults
@@ -25,6 +27,7 @@ from signaling.telemetry.tracing import Tracing
 from signaling.transport.admission import Admission
 from signaling.transport.connection import Connection
 from signaling.transport.tls import Certificates
+from signaling.web.assets import Assets
 
 log = logging.getLogger("signaling.transport.server")
 
@@ -60,6 +63,15 @@ class Hub:
             on_retired=self._room_retired,
         )
         self.connections: set[Connection] = set()
+        # The browser side: static files on the public port, ICE servers for v2 clients.
+        self.assets = Assets.load(settings.demo_page)
+        self.ice = IcePolicy(
+            settings.turn_urls,
+            settings.stun_urls,
+            settings.turn_secret_value(),
+            settings.turn_ttl_s,
+        )
+        self.wall_clock = time.time  # TURN expiry is Unix time, unlike the loop's clock
         self.ready = False
         # Set when draining and the last open WebSocket is gone (see Connection.connection_lost).
         self.all_closed = asyncio.Event()

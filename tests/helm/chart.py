@@ -65,6 +65,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "auth": {"mode": "secret", "jwtSecret": "s3cr3t", "audience": "rtc", "issuer": "idp"}
     },
     "auth-publickey": {"auth": {"mode": "publicKey", "jwtPublicKey": PEM_PUBLIC}},
+    "auth-jwks": {
+        "auth": {"mode": "jwks", "jwks": '{"keys": []}', "audience": "rtc", "issuer": "idp"}
+    },
     "auth-existing": {"existingSecret": "signaling-keys", "auth": {"mode": "secret"}},
     "turn-tracing-demo": {
         "turn": {

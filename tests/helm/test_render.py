@@ -6,6 +6,7 @@ Rendering and linting are Helm's own code (helm-python-sdk binds Helm's Go libra
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from typing import Any
 
@@ -138,6 +139,7 @@ def test_every_object_has_the_standard_labels() -> None:
         ),
         ({"auth": {"mode": "secret"}}, "set auth.jwtSecret"),
         ({"auth": {"mode": "publicKey"}}, "set auth.jwtPublicKey"),
+        ({"auth": {"mode": "jwks"}}, "set auth.jwks"),
         ({"turn": {"urls": ["turn:t.example.com"]}}, "set turn.secret"),
         ({"tls": {"enabled": True}}, "set tls.existingSecret"),
         ({"tracing": {"enabled": True}}, "set tracing.endpoint"),
@@ -249,6 +251,15 @@ def test_auth_settings_come_from_a_secret() -> None:
         {"key": "jwt-public-key.pem", "path": "jwt-public-key.pem"}
     ]
 
+    docs = render(VALUE_SETS["auth-jwks"])
+    env = container_env(docs)
+    assert env["SIGNALING_JWT_JWKS_FILE"] == "/etc/signaling/auth/jwks.json"
+    assert env["SIGNALING_JWT_AUDIENCE"] == "rtc"
+    volume = next(v for v in pod_spec(docs)["volumes"] if v["name"] == "auth")
+    assert volume["secret"]["items"] == [{"key": "jwks.json", "path": "jwks.json"}]
+    secret = one(docs, "Secret")
+    assert set(secret["data"]) == {"jwks.json"}
+
     docs = render(VALUE_SETS["auth-existing"])
     assert "Secret" not in kinds(docs)
     (item,) = pod_spec(docs)["containers"][0]["env"]
@@ -290,3 +301,34 @@ def test_notes_tell_how_to_connect() -> None:
     text = notes(VALUE_SETS["ingress"])
     assert "wss://rtc.example.com/" in text
     assert "trustedProxies is empty" in notes({"ingress": {"enabled": True}})
+
+
+def test_the_readme_install_command_renders() -> None:
+    """The README's `helm install` example, its --set flags parsed by Helm's own parser."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Install on Kubernetes") :]
+    block = section[section.index("```bash") : section.index("```", section.index("```bash") + 3)]
+    command = block.replace("\\\n", " ")
+    assert "helm install signaling ./helm/signaling" in command
+    values: dict[str, Any] = {}
+    for expression in re.findall(r"--set '?([^' ]+)'?", command):
+        merge(values, helm_python.parse_set_string(expression))
+    assert values["ingress"]["enabled"] is True
+    docs = render(values)
+    assert one(docs, "Ingress")["spec"]["rules"][0]["host"] == "rtc.example.com"
+    assert container_env(docs)["SIGNALING_TRUSTED_PROXIES"] == "10.42.0.0/16"
+    assert pod_spec(docs)["containers"][0]["image"].startswith("registry.example.com/signaling:")
+
+
+def merge(into: dict[str, Any], more: dict[str, Any]) -> None:
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        elif isinstance(value, list) and isinstance(into.get(key), list):
+            for i, item in enumerate(value):  # --set 'a[0].b=1' --set 'a[0].c=2'
+                if i < len(into[key]) and isinstance(item, dict):
+                    merge(into[key][i], item)
+                elif i >= len(into[key]):
+                    into[key].append(item)
+        else:
+            into[key] = value

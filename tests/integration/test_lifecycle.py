@@ -261,7 +261,8 @@ async def test_health_endpoints_on_the_websocket_port(server: Server) -> None:
     assert (await get("/readyz"))[0] == 200
     assert (await get("/healthz?x=1")) == (200, "ok\n")
     assert (await get("/readyz?probe=kubelet"))[0] == 200
-    assert (await get("/"))[0] == 426
+    assert (await get("/"))[0] == 200  # the demo page (SIGNALING_DEMO_PAGE)
+    assert (await get("/anything-else"))[0] == 426
     # The same port still speaks WebSocket.
     async with connect(f"ws://127.0.0.1:{server.port}/", open_timeout=3) as ws:
         await ws.send(json.dumps({"type": "create"}))

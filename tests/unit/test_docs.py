@@ -22,7 +22,9 @@ def test_every_setting_is_in_the_configuration_table() -> None:
         default = knob.default
         if isinstance(default, float) and default.is_integer():
             default = int(default)
-        if default != "":
+        if isinstance(default, bool):
+            default = str(default).lower()
+        if default not in ("", ()):
             assert f"`{default}`" in row, f"{knob.env}: default {default} not in {row}"
 
 

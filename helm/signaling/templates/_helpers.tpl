@@ -91,6 +91,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (eq .Values.auth.mode "publicKey") (not .Values.existingSecret) (not .Values.auth.jwtPublicKey) }}
 {{- fail "auth.mode is \"publicKey\": set auth.jwtPublicKey (PEM), or existingSecret naming a Secret with a jwt-public-key.pem key." }}
 {{- end }}
+{{- if and (eq .Values.auth.mode "jwks") (not .Values.existingSecret) (not .Values.auth.jwks) }}
+{{- fail "auth.mode is \"jwks\": set auth.jwks (a JWKS document), or existingSecret naming a Secret with a jwks.json key." }}
+{{- end }}
 {{- if and .Values.turn.urls (not .Values.existingSecret) (not .Values.turn.secret) }}
 {{- fail "turn.urls is set: set turn.secret (the TURN server's shared secret), or existingSecret naming a Secret with a turn-secret key." }}
 {{- end }}

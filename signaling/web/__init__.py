@@ -1,0 +1,1 @@
+"""The browser side the server carries: the JavaScript client and the demo call page."""
