@@ -55,6 +55,18 @@ _ws_log = FaultAdapter(FaultLog(logging.getLogger("websockets.server")))
 # Close codes that mean "the client sent something wrong" when the server sends them.
 CLIENT_FAULTS = {1002: "protocol error", 1007: "invalid data", 1008: "policy", 1009: "too big"}
 
+
+class _NoWireTraces(logging.Filter):
+    """websockets traces every request line, header and frame at debug level (``< ...``
+    and ``> ...``): tokens, cookies and payloads. Those never reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        return not (isinstance(msg, str) and msg[:2] in ("< ", "> "))
+
+
+_ws_log.logger.addFilter(_NoWireTraces())
+
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 V2 = Subprotocol(wire.V2_SUBPROTOCOL)
@@ -625,9 +637,13 @@ class Connection(asyncio.Protocol):
         home = self.home
         if home is not None and home is not room:
             home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
+        resumed = peer_id != self.peer_id  # a resume takes over the old peer id
         self.home = room
         self.peer_id = peer_id
-        self.session.entered(self.hub.loop.time())
+        now = self.hub.loop.time()
+        self.session.entered(now)
+        if resumed:
+            self.session.resumed(now)
         if self.closed:  # gone while the entry was pending: leave the new room too
             self._disconnect(room, peer_id)
 
@@ -682,8 +698,8 @@ class Connection(asyncio.Protocol):
             self.close(1008, "rate limit exceeded" if refused.code == "rate_limited" else "")
 
     def error(self, code: ErrorCode, message: str) -> None:
-        if code in ("room_not_found", "resume_failed"):
-            # A failed entry: charged to the client's address (the brute-force guard).
+        if code == "room_not_found":
+            # A failed join: charged to the client's address (the brute-force guard).
             self.session.failed(code, self.hub.loop.time())
         self.hub.metrics.errors[code] += 1
         # Built each time: a cache keyed by text a client chose would be the client's to fill.

@@ -206,6 +206,14 @@ class AddressTable:
             bucket = self._bucket(address, kind, now)
             bucket.tokens = max(bucket._refill(now) - 1.0, -bucket.burst)
 
+    def refund(self, address: str, kind: str, now: float) -> None:
+        """Give back one token taken by ``allow`` (the attempt turned out fine)."""
+        rate: Rate = getattr(self.policy, kind)
+        st = self._entries.get(address)
+        bucket: TokenBucket | None = getattr(st, kind) if st is not None else None
+        if not rate.unlimited and bucket is not None:
+            bucket.tokens = min(bucket._refill(now) + 1.0, bucket.burst)
+
     # ---- counts of what an address holds now
 
     def open_connection(self, address: str, now: float) -> bool:

@@ -234,23 +234,36 @@ class Session:
         return self._may_enter(room_id, "failed_joins", now)
 
     def may_resume(self, room_id: str, now: float) -> Refuse | None:
-        return self._may_enter(room_id, "failed_resumes", now)
+        """Resumes are decided by the room's actor, later: pipelined attempts would all
+        pass a check made now. So every attempt is charged up front and a successful one
+        is refunded (``resumed``)."""
+        return self._may_enter(room_id, "failed_resumes", now, charge=True)
 
-    def _may_enter(self, room_id: str, kind: str, now: float) -> Refuse | None:
+    def _may_enter(
+        self, room_id: str, kind: str, now: float, *, charge: bool = False
+    ) -> Refuse | None:
         grant = self.grant
         if grant is not None and not grant.may_enter(room_id):
             return Refuse("unauthorized", "This token does not allow this room")
         adm = self.admission
-        wait = adm.addresses.may(self.address, kind, now)
+        table = adm.addresses
+        wait = (
+            table.allow(self.address, kind, now) if charge else table.may(self.address, kind, now)
+        )
         if wait:
             adm.limited(kind)
             return Refuse("rate_limited", "Too many failed attempts", retry_after_ms(wait))
         return None
 
     def failed(self, code: ErrorCode, now: float) -> None:
-        """A join or resume was refused (``room_not_found``/``resume_failed``): charge it."""
-        kind = "failed_joins" if code == "room_not_found" else "failed_resumes"
-        self.admission.addresses.charge(self.address, kind, now)
+        """A join was refused as ``room_not_found``: charge it (resumes are charged when
+        attempted, see ``may_resume``)."""
+        if code == "room_not_found":
+            self.admission.addresses.charge(self.address, "failed_joins", now)
+
+    def resumed(self, now: float) -> None:
+        """A resume succeeded: give its up-front charge back."""
+        self.admission.addresses.refund(self.address, "failed_resumes", now)
 
     def entered(self, now: float) -> None:
         if self.phase is Phase.OPEN or self.phase is Phase.IN_ROOM:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import urllib.error
 import urllib.request
 
 
-def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
-    """GET ``url``; (status, body) for any status instead of raising on 4xx/5xx."""
+def http_get(
+    url: str, timeout: float = 3.0, context: ssl.SSLContext | None = None
+) -> tuple[int, str]:
+    """GET ``url``; (status, body) for any status instead of raising on 4xx/5xx.
+    ``context`` verifies an https server (a test CA)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
             return int(resp.status), resp.read().decode()
     except urllib.error.HTTPError as err:
         return int(err.code), err.read().decode()

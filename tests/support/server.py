@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,15 +41,20 @@ class ServerProcess:
     metrics_port: int
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    tls: ssl.SSLContext | None = None  # the client side of a server serving TLS
 
     @property
     def ws_url(self) -> str:
+        if self.tls:
+            return f"wss://localhost:{self.port}/"
         return f"ws://127.0.0.1:{self.port}/"
 
     url = ws_url
 
     @property
     def http(self) -> str:
+        if self.tls:
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -85,7 +91,7 @@ def wait_ready(server: ServerProcess, timeout: float = 15.0) -> None:
     def ready() -> bool:
         if server.proc.poll() is not None:
             raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.log()}")
-        return http_get(server.http + "/readyz", timeout=1.0)[0] == 200
+        return http_get(server.http + "/readyz", timeout=1.0, context=server.tls)[0] == 200
 
     wait_until(ready, what="/readyz 200", timeout=timeout, ignore=(OSError,), diag=server.log)
 
@@ -97,6 +103,7 @@ def spawn_server(
     port: int | None = None,
     metrics: bool = True,
     args: tuple[str, ...] = (),
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[ServerProcess]:
     """Start the server on free loopback ports and stop it (SIGTERM) afterwards."""
     port = port if port is not None else free_port()
@@ -119,7 +126,7 @@ def spawn_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = ServerProcess(proc, port, metrics_port, log_path, full_env)
+    server = ServerProcess(proc, port, metrics_port, log_path, full_env, tls)
     try:
         wait_ready(server)
         yield server
