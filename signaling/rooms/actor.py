@@ -154,12 +154,8 @@ class RoomActor:
         """Make the sockets and the journal agree again after a failure (see Fanout)."""
         attached = {p for p, m in self.state.members.items() if m.attached}
         for peer_id in self.fanout.reconcile(attached):
-            member = self.state.members[peer_id]
-            command: c.Command = (
-                c.Detach(peer_id, self.wall())
-                if member.protocol == 2
-                else c.Leave(peer_id, "disconnected", self.wall())
-            )
+            # The peer was told its command failed and never got a resume token: it leaves.
+            command = c.Leave(peer_id, "disconnected", self.wall())
             self.handle.mailbox.post((command, None), force=True)
 
     def _arm_expiry(self) -> None:
@@ -183,7 +179,9 @@ class RoomActor:
         tracing = self.tracing
         n = 0
         crashed = False
-        for command, origin in batch:
+        retry: Envelope | None = None
+        for envelope in batch:
+            command, origin = envelope
             if type(command) is c.Resume:
                 break
             n += 1
@@ -231,6 +229,11 @@ class RoomActor:
                     )
                     if isinstance(command, ENTRY):
                         origin.refused(self.handle)
+                elif self.handle.failed is envelope:
+                    log.error("dropping a timer or disconnect that crashed the room twice")
+                else:
+                    # Nobody would resend a timer or a disconnect: the next actor retries it.
+                    self.handle.failed = retry = envelope
                 crashed = True
                 break
         try:
@@ -238,13 +241,13 @@ class RoomActor:
         except JournalFailed:
             self._unavailable(batch, n)
             raise
-        finally:
-            for _ in range(n):
-                batch.popleft()
-            if crashed:
-                self.handle.mailbox.push_front(batch)
-                batch.clear()
+        for _ in range(n):
+            batch.popleft()
         if crashed:
+            if retry is not None:
+                batch.appendleft(retry)
+            self.handle.mailbox.push_front(batch)
+            batch.clear()
             raise ActorCrashed(self.room_id)
 
     async def _commit(
@@ -277,15 +280,22 @@ class RoomActor:
                     log.exception("after-commit action failed", extra={"room": self.room_id})
 
     def _unavailable(self, batch: deque[Envelope], n: int) -> None:
-        """Nothing of the first ``n`` commands happened: tell each sender so. The rest of
-        the batch goes back to the mailbox for the reloaded actor."""
-        for command, origin in islice(batch, n):
-            if origin is not None:
-                if isinstance(command, ENTRY):
-                    origin.refused(self.handle)
-                origin.error("unavailable", UNAVAILABLE)
+        """Nothing of the first ``n`` commands happened: tell each sender so (it may
+        retry). Timers and disconnects have nobody to retry them: they go back to the
+        mailbox with the rest of the batch, for the reloaded actor (deciding them again
+        is harmless if the failed append did commit: they find nothing left to do)."""
+        keep: list[Envelope] = []
+        for envelope in islice(batch, n):
+            command, origin = envelope
+            if origin is None:
+                keep.append(envelope)
+                continue
+            if isinstance(command, ENTRY):
+                origin.refused(self.handle)
+            origin.error("unavailable", UNAVAILABLE)
         for _ in range(n):
             batch.popleft()
+        batch.extendleft(reversed(keep))
         self.handle.mailbox.push_front(batch)
         batch.clear()
 

@@ -52,9 +52,11 @@ class RoomHandle:
     """How connections reach a room: its id, mailbox and local delivery. Survives actor
     restarts, so members stay attached while the authority is rebuilt from the journal."""
 
-    __slots__ = ("fanout", "mailbox", "room_id")
+    __slots__ = ("failed", "fanout", "mailbox", "room_id")
 
     def __init__(self, room_id: str, mailbox: Mailbox[Envelope], fanout: Fanout) -> None:
         self.room_id = room_id
         self.mailbox = mailbox
         self.fanout = fanout
+        # The timer or disconnect that crashed the last actor: retried once, not twice.
+        self.failed: Envelope | None = None

@@ -599,8 +599,9 @@ class Connection(asyncio.Protocol):
         if room is None:
             self.error("not_in_room", "Not in a room")
             return
-        self.room = None
-        self.session.left(self.hub.loop.time())
+        # Routing (and the session) change when the room commits the departure
+        # (``evicted``): a leave that fails leaves the client where it was, and later
+        # signals still follow in order.
         if home is not None and home is not room:
             home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
         room.mailbox.post((c.Leave(self.peer_id, "left", time.time()), self), force=True)
