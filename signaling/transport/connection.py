@@ -543,7 +543,7 @@ class Connection(asyncio.Protocol):
             raise wire.WireError("unknown_type", f"Unknown message type {kind!r}")
         metrics.received[kind] += 1
         if kind == "create":
-            self._create()
+            self._create(msg)
         elif kind == "join":
             self._join(wire.require_str(msg, "roomId"))
         elif kind == "leave":
@@ -563,14 +563,18 @@ class Connection(asyncio.Protocol):
     # (``entered``). A refused or failed create, join or resume leaves the client exactly
     # where it was, as the seed does (``refused``).
 
-    def _create(self) -> None:
+    def _create(self, msg: wire.Inbound) -> None:
+        # v2 may ask for an unguessable id (v1 clients send no such field: the seed's).
+        unguessable = msg.fields.get("unguessable", False) if self.protocol == 2 else False
+        if type(unguessable) is not bool:
+            raise wire.WireError("bad_message", "Field 'unguessable' must be true or false")
         session = self.session
         now = self.hub.loop.time()
         refused = session.may_create(now)
         if refused is not None:
             self._refuse(refused)
             return
-        handle = self.hub.supervisor.create()
+        handle = self.hub.supervisor.create(unguessable)
         if handle is None:
             session.create_failed(now)
             self.error("rooms_exhausted", "No free room id; try again later")
