@@ -259,12 +259,13 @@ class Connection(asyncio.Protocol):
         while not self.closed:
             try:
                 head = http.take_head(buf)
+            except http.HeadTooLarge:
+                self._http_reply(431, b"request head too large\n", None)
+                return
             except http.BadRequest:
                 self._http_reply(400, b"bad request\n", None)
                 return
             if head is None:
-                if len(buf) > http.MAX_HEAD:
-                    self._http_reply(431, b"request head too large\n", None)
                 return
             if not head.upgrade and head.method in ("GET", "HEAD"):
                 # The demo page and the browser client (SIGNALING_DEMO_PAGE).
