@@ -84,11 +84,12 @@ class Supervisor:
         """The live actor of a room (for tests and diagnostics)."""
         return self._actors.get(room_id)
 
-    def create(self) -> RoomHandle | None:
+    def create(self, unguessable: bool = False) -> RoomHandle | None:
         """A new room whose actor first claims the id in the journal, or None when the id
         space is exhausted. The caller posts its ``Create`` at once; it is answered after
-        the claim (``unavailable`` if the claim fails)."""
-        room_id = self.ids.allocate()
+        the claim (``unavailable`` if the claim fails). ``unguessable``: a 144-bit id
+        instead of a short one (see ``RoomIds``)."""
+        room_id = self.ids.allocate(unguessable)
         if room_id is None:
             return None
         fanout = Fanout(room_id, self.metrics, self.wall)

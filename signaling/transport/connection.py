@@ -259,12 +259,13 @@ class Connection(asyncio.Protocol):
         while not self.closed:
             try:
                 head = http.take_head(buf)
+            except http.HeadTooLarge:
+                self._http_reply(431, b"request head too large\n", None)
+                return
             except http.BadRequest:
                 self._http_reply(400, b"bad request\n", None)
                 return
             if head is None:
-                if len(buf) > http.MAX_HEAD:
-                    self._http_reply(431, b"request head too large\n", None)
                 return
             if not head.upgrade and head.method in ("GET", "HEAD"):
                 # The demo page and the browser client (SIGNALING_DEMO_PAGE).
@@ -543,7 +544,7 @@ class Connection(asyncio.Protocol):
             raise wire.WireError("unknown_type", f"Unknown message type {kind!r}")
         metrics.received[kind] += 1
         if kind == "create":
-            self._create()
+            self._create(msg)
         elif kind == "join":
             self._join(wire.require_str(msg, "roomId"))
         elif kind == "leave":
@@ -563,14 +564,18 @@ class Connection(asyncio.Protocol):
     # (``entered``). A refused or failed create, join or resume leaves the client exactly
     # where it was, as the seed does (``refused``).
 
-    def _create(self) -> None:
+    def _create(self, msg: wire.Inbound) -> None:
+        # v2 may ask for an unguessable id (v1 clients send no such field: the seed's).
+        unguessable = msg.fields.get("unguessable", False) if self.protocol == 2 else False
+        if type(unguessable) is not bool:
+            raise wire.WireError("bad_message", "Field 'unguessable' must be true or false")
         session = self.session
         now = self.hub.loop.time()
         refused = session.may_create(now)
         if refused is not None:
             self._refuse(refused)
             return
-        handle = self.hub.supervisor.create()
+        handle = self.hub.supervisor.create(unguessable)
         if handle is None:
             session.create_failed(now)
             self.error("rooms_exhausted", "No free room id; try again later")
@@ -662,9 +667,9 @@ class Connection(asyncio.Protocol):
 
     # ---- outbound --------------------------------------------------------------------------
 
-    def ice_servers(self) -> str | None:
-        """This peer's ICE servers (JSON) for a v2 room reply, with TURN credentials that a
-        timer replaces (``ice_servers`` message) a quarter TTL before they expire."""
+    def ice_servers(self, peer_id: str) -> str | None:
+        """ICE servers (JSON) for member ``peer_id``'s v2 room reply, with TURN credentials
+        that a timer replaces (``ice_servers`` message) a quarter TTL before they expire."""
         policy = self.hub.ice
         if self.protocol != 2 or not policy.enabled:
             return None
@@ -672,13 +677,13 @@ class Connection(asyncio.Protocol):
             if self._ice_timer is not None:
                 self._ice_timer.cancel()
             self._ice_timer = self.hub.loop.call_later(policy.refresh_after, self._refresh_ice)
-        return turn.ice_servers_json(policy, self.peer_id, self.hub.wall_clock())
+        return turn.ice_servers_json(policy, peer_id, self.hub.wall_clock())
 
     def _refresh_ice(self) -> None:
         self._ice_timer = None
         if self.closed or self.room is None:
-            return
-        servers = self.ice_servers()
+            return  # out of rooms: the next room reply brings fresh credentials
+        servers = self.ice_servers(self.peer_id)
         if servers is not None:
             self.write(wire.text_frame(turn.ice_servers_message(servers)))
 
