@@ -271,7 +271,10 @@ class RoomActor:
                 self._snapshot_seq = state.seq
             self.metrics.journal_append.observe(loop.time() - started)
         self.state = state
-        self.fanout.publish(events, local)
+        try:
+            self.fanout.publish(events, local)
+        except Exception:  # committed already: a delivery bug must not stop the room
+            log.exception("delivery failed", extra={"room": self.room_id})
         if local is not None and local.after:
             for _, action in local.after:
                 try:
