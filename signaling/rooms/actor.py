@@ -31,7 +31,7 @@ from typing import Any
 
 from signaling.core import commands as c
 from signaling.core import events as e
-from signaling.core import wire
+from signaling.core import turn, wire
 from signaling.core.delivery import encode, visible_to
 from signaling.core.room import RESUME_FAILED, Rejection, RoomState, decide, evolve
 from signaling.journal import Journal
@@ -271,7 +271,10 @@ class RoomActor:
                 self._snapshot_seq = state.seq
             self.metrics.journal_append.observe(loop.time() - started)
         self.state = state
-        self.fanout.publish(events, local)
+        try:
+            self.fanout.publish(events, local)
+        except Exception:  # committed already: a delivery bug must not stop the room
+            log.exception("delivery failed", extra={"room": self.room_id})
         if local is not None and local.after:
             for _, action in local.after:
                 try:
@@ -325,6 +328,9 @@ class RoomActor:
                     reply = wire.room_entered_v2(
                         kind, room_id, event.peer_id, peers, event.seq, command.token
                     )
+                    ice = origin.ice_servers(event.peer_id)
+                    if ice is not None:
+                        reply = turn.with_ice_servers(reply, ice)
                 local.notes.append((end, partial(origin.write, wire.text_frame(reply))))
                 members = len(after.members)
                 span = self._span(kind.replace("room_", "room."), event, origin)
@@ -442,6 +448,9 @@ class RoomActor:
                 reply = wire.room_entered_v2(
                     "resumed", self.room_id, peer_id, state.peers_of(peer_id), state.seq, None
                 )
+                ice = origin.ice_servers(peer_id)
+                if ice is not None:
+                    reply = turn.with_ice_servers(reply, ice)
                 frames = [wire.text_frame(reply)]
                 for event in missed:
                     if visible_to(peer_id, 2, event):

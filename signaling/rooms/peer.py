@@ -29,6 +29,10 @@ class Peer(Protocol):
 
     def close(self, code: int, reason: str) -> None: ...
 
+    def ice_servers(self, peer_id: str) -> str | None:
+        """ICE servers (JSON, TURN credentials for ``peer_id`` included) for its v2
+        ``room_created``/``room_joined``/``resumed`` reply, or None when there are none."""
+
     def entered(self, room: RoomHandle, peer_id: str) -> None:
         """Its create/join/resume is committed: it is member ``peer_id`` of ``room`` now
         (and leaves the room it was in before)."""

@@ -143,11 +143,13 @@ class Supervisor:
                     await actor.run(restarted)
                     self._retire(handle, lost=False)  # the room expired
                     return
-                except ActorCrashed as exc:
-                    if isinstance(exc, JournalFailed):
-                        failures = failures + 1 if actor.state.seq == state.seq else 1
-                    else:
-                        failures = 0
+                except JournalFailed:
+                    failures = failures + 1 if actor.state.seq == state.seq else 1
+                except ActorCrashed:
+                    failures = 0
+                except Exception:
+                    log.exception("room actor failed", extra={"room": room_id})
+                    failures = 0
                 log.error("restarting room actor from its journal", extra={"room": room_id})
                 self.metrics.actor_restarts += 1
                 if failures:

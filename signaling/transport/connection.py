@@ -259,12 +259,13 @@ class Connection(asyncio.Protocol):
         while not self.closed:
             try:
                 head = http.take_head(buf)
+            except http.HeadTooLarge:
+                self._http_reply(431, b"request head too large\n", None)
+                return
             except http.BadRequest:
                 self._http_reply(400, b"bad request\n", None)
                 return
             if head is None:
-                if len(buf) > http.MAX_HEAD:
-                    self._http_reply(431, b"request head too large\n", None)
                 return
             if not head.upgrade and head.method in ("GET", "HEAD"):
                 # The demo page and the browser client (SIGNALING_DEMO_PAGE).
@@ -666,9 +667,9 @@ class Connection(asyncio.Protocol):
 
     # ---- outbound --------------------------------------------------------------------------
 
-    def ice_servers(self) -> str | None:
-        """This peer's ICE servers (JSON) for a v2 room reply, with TURN credentials that a
-        timer replaces (``ice_servers`` message) a quarter TTL before they expire."""
+    def ice_servers(self, peer_id: str) -> str | None:
+        """ICE servers (JSON) for member ``peer_id``'s v2 room reply, with TURN credentials
+        that a timer replaces (``ice_servers`` message) a quarter TTL before they expire."""
         policy = self.hub.ice
         if self.protocol != 2 or not policy.enabled:
             return None
@@ -676,13 +677,13 @@ class Connection(asyncio.Protocol):
             if self._ice_timer is not None:
                 self._ice_timer.cancel()
             self._ice_timer = self.hub.loop.call_later(policy.refresh_after, self._refresh_ice)
-        return turn.ice_servers_json(policy, self.peer_id, self.hub.wall_clock())
+        return turn.ice_servers_json(policy, peer_id, self.hub.wall_clock())
 
     def _refresh_ice(self) -> None:
         self._ice_timer = None
         if self.closed or self.room is None:
-            return
-        servers = self.ice_servers()
+            return  # out of rooms: the next room reply brings fresh credentials
+        servers = self.ice_servers(self.peer_id)
         if servers is not None:
             self.write(wire.text_frame(turn.ice_servers_message(servers)))
 

@@ -10,17 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.browser.demo import wait_full_mesh
 from tests.support.http import http_get
 from tests.support.server import ServerProcess, spawn_server
 from tests.support.tcpproxy import TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.slow
 
-FULL_MESH = """(n) => {
-  const peers = [...demo.mesh.peers.values()];
-  return peers.length === n && peers.every((p) => p.channel !== null
-    && p.channel.readyState === "open" && p.pc.connectionState === "connected");
-}"""
 # Application notes (not mesh signals) received over signaling, in delivery order.
 RECORD_NOTES = """() => {
   window.notes = [];
@@ -42,28 +38,6 @@ def server() -> Iterator[ServerProcess]:
 def proxy(server: ServerProcess) -> Iterator[TcpProxy]:
     with tcp_proxy(server.port) as running:
         yield running
-
-
-MESH_STATE = """() => ({
-  me: demo.client.myId, state: demo.client.state, negotiations: demo.mesh.negotiations,
-  errors: demo.errors,
-  peers: [...demo.mesh.peers.values()].map((p) => ({
-    id: p.id, polite: p.polite, signaling: p.pc.signalingState,
-    connection: p.pc.connectionState, ice: p.pc.iceConnectionState,
-    channel: p.channel?.readyState, offers: p.offers, candidates: p.candidateTypes })),
-})"""
-
-
-def wait_full_mesh(pages: Any, n: int) -> None:
-    """Every page has ``n`` connected peers with open channels (or say what is stuck)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for page in pages:
-        try:
-            page.wait_for_function(FULL_MESH, arg=n)
-        except PlaywrightTimeout:
-            states = [json.dumps(p.evaluate(MESH_STATE), indent=1) for p in pages]
-            raise AssertionError("no full mesh:\n" + "\n".join(states)) from None
 
 
 def say(page: Any, text: str) -> None:

@@ -3,7 +3,7 @@
 Hypothesis drives real ``Connection`` objects on a real ``Hub`` (supervisor, actors,
 journal, delivery; ``tests/support/inproc.py``): clients create, join, signal, leave,
 drop and resume at random, the actor's ``decide`` crashes at random, and the journal
-fails appends (cleanly or after committing), loads and reads at random. After every step
+fails appends (cleanly or after committing), creates, loads and reads at random. After every step
 the rooms settle and the invariants of ``tests/support/invariants.py`` are checked
 against the journal's complete record.
 """
@@ -41,11 +41,12 @@ step = st.one_of(
     signal,
     st.tuples(st.just("leave"), st.integers(0, N - 1)),
     st.tuples(st.just("drop"), st.integers(0, N - 1)),
-    st.tuples(st.just("resume"), st.integers(0, N - 1), st.integers(0, N - 1)),
+    st.tuples(st.just("resume"), st.integers(0, N - 1), st.integers(0, N - 1), st.booleans()),
     st.tuples(st.just("crash"), st.integers(1, 3)),
     st.tuples(st.just("fail_append"), st.booleans()),
     st.tuples(st.just("fail_loads"), st.integers(1, 2)),
     st.tuples(st.just("fail_read"), st.just(1)),
+    st.tuples(st.just("fail_create"), st.just(1)),
 )
 
 
@@ -92,6 +93,8 @@ class World:
             self.journal.fail_loads = op[1]
         elif kind == "fail_read":
             self.journal.fail_reads = 1
+        elif kind == "fail_create":
+            self.journal.fail_creates = 1
         elif (client := self.acting(op[1])) is None:
             return
         elif kind == "create":
@@ -111,9 +114,9 @@ class World:
         elif kind == "drop":
             client.drop()
         elif kind == "resume":
-            self.resume(client, op[2])
+            self.resume(client, op[2], op[3])
 
-    def resume(self, old: MemoryClient, slot: int) -> None:
+    def resume(self, old: MemoryClient, slot: int, good_token: bool) -> None:
         """A new v2 connection in ``slot`` takes over ``old``'s place, if it had one."""
         entered = [m for m in old.messages() if m["type"] in ("room_created", "room_joined")]
         if not old.v2 or not entered or (self.client(slot) is not None and slot != 0):
@@ -126,7 +129,7 @@ class World:
                 "type": "resume",
                 "roomId": last["roomId"],
                 "peerId": last["myId"],
-                "resumeToken": last["resumeToken"],
+                "resumeToken": last["resumeToken"] if good_token else "wrong",
                 "lastSeq": seq,
             }
         )
