@@ -160,6 +160,16 @@ class Server:
             self.metrics_port if s.metrics_port else "off",
             hub.admission.max_connections,
         )
+        if hub.assets:
+            scheme = "https" if certs is not None else "http"
+            log.info("demo call page: %s://localhost:%d/ (SIGNALING_DEMO_PAGE)", scheme, self.port)
+        if hub.ice.enabled:
+            log.info(
+                "ICE servers for v2 clients: %d TURN, %d STUN URLs (TURN credentials %ds)",
+                len(s.turn_urls),
+                len(s.stun_urls),
+                s.turn_ttl_s,
+            )
 
     async def _sweep(self) -> None:
         s = self.settings
