@@ -197,11 +197,11 @@ class Server:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
 
     def reload(self) -> None:
-        """SIGHUP: reload the TLS certificate and key (open connections are kept)."""
-        if self.certificates is None:
-            log.info("SIGHUP: nothing to reload (TLS is off)")
-            return
-        self.certificates.reload()
+        """SIGHUP: reload the TLS certificate and key and the JWT keys (open connections
+        are kept; files that fail to load leave the current ones in service)."""
+        if self.certificates is not None:
+            self.certificates.reload()
+        self.hub.admission.reload_keys(self.settings)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("received %s: draining", sig.name)
