@@ -145,6 +145,9 @@ def proc() -> Iterator[ServerProcess]:
         "SIGNALING_MESSAGE_RATE": "0",
         "SIGNALING_BYTE_RATE": "0",
         "SIGNALING_CREATE_RATE": "0",
+        "SIGNALING_HANDSHAKE_RATE": "0",
+        "SIGNALING_CONNECTIONS_PER_ADDRESS": "0",
+        "SIGNALING_ROOMS_PER_ADDRESS": "0",
         "SIGNALING_MAX_MESSAGE_BYTES": str(64 * 1024),
         "SIGNALING_SEND_BUFFER_BYTES": str(1 * MIB),
     }
