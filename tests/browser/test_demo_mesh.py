@@ -137,3 +137,66 @@ def test_demo_page_off_serves_nothing() -> None:
         for path in ("/", "/client/signaling.js", "/demo.js"):
             status, _ = http_get(running.http + path)
             assert status == 426, path
+
+
+def test_resume_failed_then_rejoin_rebuilds_the_mesh(new_page: Any) -> None:
+    """Offline past the grace period: the resume is refused, the page says so
+    (``resume_failed``), joins the room afresh with a new id, and the mesh is rebuilt."""
+    with (
+        spawn_server({"SIGNALING_RESUME_GRACE_MS": "300"}, metrics=False) as server,
+        tcp_proxy(server.port) as proxy,
+    ):
+        a, c = new_page(), new_page()
+        a.goto(server.http + "/")
+        a.click("#create")
+        a.wait_for_function("() => demo.client.roomId !== null")
+        room = a.evaluate("demo.client.roomId")
+        c.goto(f"http://127.0.0.1:{proxy.port}/?room={room}")
+        wait_full_mesh((a, c), 1)
+        old_id = c.evaluate("demo.client.myId")
+        a.evaluate("""() => { window.left = [];
+          demo.client.on("peer_left", (e) => left.push([e.peerId, e.reason])); }""")
+        c.evaluate("""() => { window.seen = [];
+          for (const t of ["resume_failed", "rejoined", "resumed"])
+            demo.client.on(t, () => seen.push(t)); }""")
+
+        proxy.hold()
+        proxy.cut()
+        # The grace period runs out while C is offline: A hears that C is gone.
+        a.wait_for_function("() => left.length === 1")
+        assert a.evaluate("left") == [[old_id, "disconnected"]]
+        proxy.release()
+
+        c.wait_for_function("() => seen.includes('rejoined')")
+        assert c.evaluate("seen") == ["resume_failed", "rejoined"]
+        new_id = c.evaluate("demo.client.myId")
+        assert new_id != old_id and c.evaluate("demo.client.roomId") == room
+        wait_full_mesh((a, c), 1)
+        assert a.evaluate("[...demo.mesh.peers.keys()]") == [new_id]
+        c.fill("#message", "back again")
+        c.press("#message", "Enter")
+        a.wait_for_function("() => demo.chat.some((m) => m.text === 'back again')")
+        assert c.inner_text("#log").count("could not resume") == 1
+
+
+def test_camera_renegotiates_and_the_other_page_gets_video(
+    server: ServerProcess, new_page: Any
+) -> None:
+    """Turning the camera on (Chromium's fake device) adds tracks to a connected pair:
+    perfect negotiation renegotiates and the other page shows the remote video."""
+    a, b = new_page(), new_page()
+    a.goto(server.http + "/")
+    a.click("#create")
+    a.wait_for_function("() => demo.client.roomId !== null")
+    b.goto(f"{server.http}/?room={a.evaluate('demo.client.roomId')}")
+    wait_full_mesh((a, b), 1)
+    offers = a.evaluate("demo.mesh.negotiations") + b.evaluate("demo.mesh.negotiations")
+    a.check("#camera")
+    b.wait_for_function(
+        """() => [...document.querySelectorAll("#videos video")].some((v) =>
+             v.srcObject && v.srcObject.getVideoTracks().length === 1 && v.readyState >= 2)"""
+    )
+    after = a.evaluate("demo.mesh.negotiations") + b.evaluate("demo.mesh.negotiations")
+    assert after > offers  # a renegotiation, not a new connection
+    wait_full_mesh((a, b), 1)
+    assert a.evaluate("demo.errors") == [] and b.evaluate("demo.errors") == []
