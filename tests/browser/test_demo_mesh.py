@@ -177,3 +177,26 @@ def test_resume_failed_then_rejoin_rebuilds_the_mesh(new_page: Any) -> None:
         c.press("#message", "Enter")
         a.wait_for_function("() => demo.chat.some((m) => m.text === 'back again')")
         assert c.inner_text("#log").count("could not resume") == 1
+
+
+def test_camera_renegotiates_and_the_other_page_gets_video(
+    server: ServerProcess, new_page: Any
+) -> None:
+    """Turning the camera on (Chromium's fake device) adds tracks to a connected pair:
+    perfect negotiation renegotiates and the other page shows the remote video."""
+    a, b = new_page(), new_page()
+    a.goto(server.http + "/")
+    a.click("#create")
+    a.wait_for_function("() => demo.client.roomId !== null")
+    b.goto(f"{server.http}/?room={a.evaluate('demo.client.roomId')}")
+    wait_full_mesh((a, b), 1)
+    offers = a.evaluate("demo.mesh.negotiations") + b.evaluate("demo.mesh.negotiations")
+    a.check("#camera")
+    b.wait_for_function(
+        """() => [...document.querySelectorAll("#videos video")].some((v) =>
+             v.srcObject && v.srcObject.getVideoTracks().length === 1 && v.readyState >= 2)"""
+    )
+    after = a.evaluate("demo.mesh.negotiations") + b.evaluate("demo.mesh.negotiations")
+    assert after > offers  # a renegotiation, not a new connection
+    wait_full_mesh((a, b), 1)
+    assert a.evaluate("demo.errors") == [] and b.evaluate("demo.errors") == []

@@ -209,7 +209,7 @@ async def test_server_wide_cap_answers_503_and_health_still_answers(
 
 
 async def test_connection_that_never_enters_a_room_is_closed(start_server: StartServer) -> None:
-    server = await start_server(roomless_timeout=0.3, ping_interval=0.2, ping_timeout=5)
+    server = await start_server(roomless_timeout=1.0, ping_interval=0.2, ping_timeout=5)
     idle = await client(server, ATTACKER)
     busy = await client(server, "127.0.0.3")
     await busy.create()
