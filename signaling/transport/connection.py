@@ -797,8 +797,8 @@ class Connection(asyncio.Protocol):
             self.ws.send_ping(os.urandom(4))
             self._pump()
         elif isinstance(due, Close):
-            if due.error is not None:
-                self._refuse(due.error)
+            if due.error is not None:  # the reply only: the close carries due's reason
+                self.error(due.error.code, due.error.message)
             self.close(due.code, due.reason)
         else:
             if due.reason == "no pong":
