@@ -79,6 +79,10 @@ class ConnectionPolicy:
     bytes: Rate
     strikes: Rate  # refused messages before 1008; refills at a tenth per second
     roomless_timeout: float
+    handshake_timeout: float = 10.0
+    close_timeout: float = 5.0
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
 
 
 class Admission:
@@ -108,6 +112,10 @@ class Admission:
             bytes=_rate(s.byte_rate),
             strikes=Rate(strikes / 10, strikes) if strikes else Rate(0, 0),
             roomless_timeout=s.roomless_timeout,
+            handshake_timeout=s.handshake_timeout,
+            close_timeout=s.close_timeout,
+            ping_interval=s.ping_interval,
+            ping_timeout=s.ping_timeout,
         )
         self.trusted: tuple[Network, ...] = parse_networks(s.trusted_proxies)
         self.origins: frozenset[str] | None = (

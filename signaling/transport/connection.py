@@ -38,7 +38,7 @@ from signaling.rooms.peer import RoomHandle
 from signaling.telemetry.logs import FaultAdapter, FaultLog
 from signaling.transport import http
 from signaling.transport.framing import MAX_HEADER, frame_size
-from signaling.transport.session import Refuse, Session
+from signaling.transport.session import Close, Ping, Refuse, Session
 
 try:
     from websockets.speedups import apply_mask
@@ -69,6 +69,7 @@ _ws_log.logger.addFilter(_NoWireTraces())
 
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+CLOSE = Opcode.CLOSE
 V2 = Subprotocol(wire.V2_SUBPROTOCOL)
 TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 HEALTH_PATHS = ("/healthz", "/readyz")
@@ -106,8 +107,6 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.out: list[bytes] = []
         self.out_bytes = 0
-        self.ping_sent = False
-        self.closing_since = 0.0
         self.created = self.last_seen = hub.loop.time()
         self._fragments = bytearray()  # a fragmented message so far
         self._fragment_op: Opcode | None = None
@@ -147,7 +146,6 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self.last_seen = self.hub.loop.time()
-            self.ping_sent = False
             ws = self.ws
             state = ws.state
             if state is OPEN:
@@ -486,6 +484,13 @@ class Connection(asyncio.Protocol):
             self._fragments = bytearray()
             self._fragment_op = None
         else:  # ping, pong, close: the protocol object already answered
+            if (
+                op is not CLOSE
+                and self.ws.state is OPEN
+                and self._limits.admit(self.last_seen, len(data) + 1)
+            ):
+                # A ping/pong flood costs the server too: same limits, same refusal.
+                self._refuse(self.session.message(len(data) + 1, self.last_seen))
             return
         if self.ws.state is not OPEN:
             return
@@ -775,9 +780,8 @@ class Connection(asyncio.Protocol):
         if self.closed or self.ws.state is not OPEN:
             return
         self.flush()
-        self.session.closing()
+        self.session.closing(self.hub.loop.time())
         self.ws.send_close(code, reason)
-        self.closing_since = self.hub.loop.time()
         self._pump()
 
     def _check_now(self) -> None:
@@ -790,30 +794,21 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     def check(self, now: float) -> None:
-        """Keepalive and handshake/close timeouts, driven by the server's periodic sweep."""
+        """Act on what the session's clocks say (keepalive, handshake and close
+        timeouts, token expiry, roomless timeout); driven by the server's sweep."""
         if self.closed:
             return
-        settings = self.hub.settings
-        if self.opened and not self.closing_since:
-            due = self.session.due(now)
-            if due is not None:
-                if due.error is not None:
-                    self._refuse(due.error)
-                self.close(due.code, due.reason)
-                return
-        if not self.opened:
-            if now - self.created > settings.handshake_timeout:
-                self.abort()
+        due = self.session.due(now, self.last_seen)
+        if due is None:
             return
-        if self.closing_since:
-            if now - self.closing_since > settings.close_timeout:
-                self.abort()
-            return
-        idle = now - self.last_seen
-        if idle > settings.ping_interval + settings.ping_timeout:
-            faults.fault("no_pong", "no pong: disconnecting", peer=self.peer_id)
-            self.abort()
-        elif idle > settings.ping_interval and not self.ping_sent:
-            self.ping_sent = True
+        if isinstance(due, Ping):
             self.ws.send_ping(os.urandom(4))
             self._pump()
+        elif isinstance(due, Close):
+            if due.error is not None:
+                self._refuse(due.error)
+            self.close(due.code, due.reason)
+        else:
+            if due.reason == "no pong":
+                faults.fault("no_pong", "no pong: disconnecting", peer=self.peer_id)
+            self.abort()

@@ -108,7 +108,7 @@ async def test_room_and_create_claims(start_server: StartServer) -> None:
 
 async def test_expiry_closes_a_live_connection(start_server: StartServer) -> None:
     server = await start_server(jwt_secret=SECRET)
-    short = await open_with(server, hs_token({"exp": int(time.time()) + 2}), "header")
+    short = await open_with(server, hs_token({"exp": int(time.time()) + 4}), "header")
     long = await open_with(server, hs_token(claims()), "header")
     room = (await short.create())["roomId"]
     await long.join(room)
