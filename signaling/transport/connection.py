@@ -74,6 +74,7 @@ _ws_log.logger.addFilter(_NoWireTraces())
 
 OPEN, CONNECTING, CLOSING = State.OPEN, State.CONNECTING, State.CLOSING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+CLOSE = Opcode.CLOSE
 V2 = Subprotocol(wire.V2_SUBPROTOCOL)
 TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 HEALTH_PATHS = ("/healthz", "/readyz")
@@ -494,6 +495,13 @@ class Connection(asyncio.Protocol):
             self._fragments = bytearray()
             self._fragment_op = None
         else:  # ping, pong, close: the protocol object already answered
+            if (
+                op is not CLOSE
+                and self.ws.state is OPEN
+                and self._limits.admit(self.last_seen, len(data) + 1)
+            ):
+                # A ping/pong flood costs the server too: same limits, same refusal.
+                self._refuse(self.session.message(len(data) + 1, self.last_seen))
             return
         if self.ws.state is not OPEN:
             return
@@ -808,8 +816,8 @@ class Connection(asyncio.Protocol):
             self.ws.send_ping(os.urandom(4))
             self._pump()
         elif isinstance(due, Close):
-            if due.error is not None:
-                self._refuse(due.error)
+            if due.error is not None:  # the reply only: the close carries due's reason
+                self.error(due.error.code, due.error.message)
             self.close(due.code, due.reason)
         else:
             if due.reason == "no pong":

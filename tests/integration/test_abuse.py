@@ -19,6 +19,7 @@ from signaling.core import commands
 from signaling.transport.server import Server
 from tests.integration.conftest import StartServer
 from tests.support.client import Client
+from tests.support.raw import RawClient
 from tests.support.waiting import eventually
 
 ATTACKER = "127.0.0.2"
@@ -298,3 +299,16 @@ async def test_a_flooding_room_delays_another_room_by_one_batch_at_most(
 
 def c_signal(peer_id: str, payload: str) -> commands.Signal:
     return commands.Signal(peer_id, payload, None, time.time())
+
+
+async def test_a_ping_flood_is_limited_like_messages(start_server: StartServer) -> None:
+    server = await start_server()
+    flooder = await RawClient.open(server.port)
+    for n in range(6000):
+        flooder.protocol.send_ping(n.to_bytes(4, "big"))
+    await flooder.flush()
+    close = await flooder.close_frame()
+    assert close.code == 1008
+    assert server.hub.metrics.rate_limited["messages"] >= 200
+    assert server.hub.metrics.rejected["abuse"] == 1
+    flooder.close()
