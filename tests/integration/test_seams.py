@@ -46,6 +46,8 @@ async def test_takeover_resume_releases_both_sockets(start_server: StartServer) 
     )
     await b2.expect("resumed")
     assert (await b.closed())[0] == 4001
+    # The old socket's end (a disconnect) must not detach the peer its successor holds.
+    await eventually(lambda: len(server.hub.connections) == 2, what="old socket gone")
     await a.send({"type": "signal", "payload": "after takeover"})
     assert (await b2.expect("signal"))["payload"] == "after takeover"
     for c in (a, b2):
