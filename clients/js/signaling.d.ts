@@ -25,6 +25,10 @@ export interface ClientOptions {
   maxAttempts?: number;
   /** Signals kept while reconnecting (default 256). */
   maxBuffered?: number;
+  /** A JWT when the server requires one, or a function returning one (or a promise of
+   * one), asked again for every reconnect. Sent as a `bearer.<jwt>` subprotocol (v2) or
+   * `?token=` (v1). */
+  token?: string | null | (() => string | Promise<string>);
   /** For environments without a global WebSocket (and for tests). */
   WebSocket?: { new (url: string, protocols?: string | string[]): WebSocket };
   setTimeout?: (fn: () => void, ms: number) => unknown;
@@ -32,7 +36,9 @@ export interface ClientOptions {
   random?: () => number;
 }
 
-export declare const DEFAULTS: Readonly<Required<Omit<ClientOptions, "WebSocket" | "setTimeout" | "clearTimeout" | "random">>>;
+export declare const DEFAULTS: Readonly<
+  Required<Omit<ClientOptions, "WebSocket" | "setTimeout" | "clearTimeout" | "random" | "token">>
+> & { readonly token: null };
 
 export interface RoomInfo {
   roomId: string;

@@ -167,7 +167,7 @@ def parse(text: str) -> Inbound:
     if i != len(text) and ws_end(text, i).end() != len(text):
         raise _bad_json(f"extra data at {i}")
     kind = fields.get("type")
-    if not isinstance(kind, str) or not is_unicode(kind):
+    if not isinstance(kind, str) or not (kind.isascii() or is_unicode(kind)):
         raise WireError("bad_message", "Field 'type' must be a string")
     payload = text[p_start:p_end] if p_start >= 0 else None
     return Inbound(kind, fields, payload)
@@ -175,14 +175,16 @@ def parse(text: str) -> Inbound:
 
 def require_str(msg: Inbound, name: str) -> str:
     value = msg.fields.get(name)
-    if not isinstance(value, str) or not is_unicode(value):
+    if not isinstance(value, str) or not (value.isascii() or is_unicode(value)):
         raise WireError("bad_message", f"Field '{name}' must be a string of Unicode text")
     return value
 
 
 def optional_str(msg: Inbound, name: str) -> str | None:
     value = msg.fields.get(name)
-    if value is not None and (not isinstance(value, str) or not is_unicode(value)):
+    if value is not None and (
+        not isinstance(value, str) or not (value.isascii() or is_unicode(value))
+    ):
         raise WireError("bad_message", f"Field '{name}' must be a string of Unicode text")
     return value
 

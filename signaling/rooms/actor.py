@@ -31,7 +31,7 @@ from typing import Any
 
 from signaling.core import commands as c
 from signaling.core import events as e
-from signaling.core import wire
+from signaling.core import turn, wire
 from signaling.core.delivery import encode, visible_to
 from signaling.core.room import RESUME_FAILED, Rejection, RoomState, decide, evolve
 from signaling.journal import Journal
@@ -154,12 +154,8 @@ class RoomActor:
         """Make the sockets and the journal agree again after a failure (see Fanout)."""
         attached = {p for p, m in self.state.members.items() if m.attached}
         for peer_id in self.fanout.reconcile(attached):
-            member = self.state.members[peer_id]
-            command: c.Command = (
-                c.Detach(peer_id, self.wall())
-                if member.protocol == 2
-                else c.Leave(peer_id, "disconnected", self.wall())
-            )
+            # The peer was told its command failed and never got a resume token: it leaves.
+            command = c.Leave(peer_id, "disconnected", self.wall())
             self.handle.mailbox.post((command, None), force=True)
 
     def _arm_expiry(self) -> None:
@@ -183,7 +179,9 @@ class RoomActor:
         tracing = self.tracing
         n = 0
         crashed = False
-        for command, origin in batch:
+        retry: Envelope | None = None
+        for envelope in batch:
+            command, origin = envelope
             if type(command) is c.Resume:
                 break
             n += 1
@@ -231,6 +229,11 @@ class RoomActor:
                     )
                     if isinstance(command, ENTRY):
                         origin.refused(self.handle)
+                elif self.handle.failed is envelope:
+                    log.error("dropping a timer or disconnect that crashed the room twice")
+                else:
+                    # Nobody would resend a timer or a disconnect: the next actor retries it.
+                    self.handle.failed = retry = envelope
                 crashed = True
                 break
         try:
@@ -238,13 +241,13 @@ class RoomActor:
         except JournalFailed:
             self._unavailable(batch, n)
             raise
-        finally:
-            for _ in range(n):
-                batch.popleft()
-            if crashed:
-                self.handle.mailbox.push_front(batch)
-                batch.clear()
+        for _ in range(n):
+            batch.popleft()
         if crashed:
+            if retry is not None:
+                batch.appendleft(retry)
+            self.handle.mailbox.push_front(batch)
+            batch.clear()
             raise ActorCrashed(self.room_id)
 
     async def _commit(
@@ -268,7 +271,10 @@ class RoomActor:
                 self._snapshot_seq = state.seq
             self.metrics.journal_append.observe(loop.time() - started)
         self.state = state
-        self.fanout.publish(events, local)
+        try:
+            self.fanout.publish(events, local)
+        except Exception:  # committed already: a delivery bug must not stop the room
+            log.exception("delivery failed", extra={"room": self.room_id})
         if local is not None and local.after:
             for _, action in local.after:
                 try:
@@ -277,15 +283,22 @@ class RoomActor:
                     log.exception("after-commit action failed", extra={"room": self.room_id})
 
     def _unavailable(self, batch: deque[Envelope], n: int) -> None:
-        """Nothing of the first ``n`` commands happened: tell each sender so. The rest of
-        the batch goes back to the mailbox for the reloaded actor."""
-        for command, origin in islice(batch, n):
-            if origin is not None:
-                if isinstance(command, ENTRY):
-                    origin.refused(self.handle)
-                origin.error("unavailable", UNAVAILABLE)
+        """Nothing of the first ``n`` commands happened: tell each sender so (it may
+        retry). Timers and disconnects have nobody to retry them: they go back to the
+        mailbox with the rest of the batch, for the reloaded actor (deciding them again
+        is harmless if the failed append did commit: they find nothing left to do)."""
+        keep: list[Envelope] = []
+        for envelope in islice(batch, n):
+            command, origin = envelope
+            if origin is None:
+                keep.append(envelope)
+                continue
+            if isinstance(command, ENTRY):
+                origin.refused(self.handle)
+            origin.error("unavailable", UNAVAILABLE)
         for _ in range(n):
             batch.popleft()
+        batch.extendleft(reversed(keep))
         self.handle.mailbox.push_front(batch)
         batch.clear()
 
@@ -315,6 +328,9 @@ class RoomActor:
                     reply = wire.room_entered_v2(
                         kind, room_id, event.peer_id, peers, event.seq, command.token
                     )
+                    ice = origin.ice_servers(event.peer_id)
+                    if ice is not None:
+                        reply = turn.with_ice_servers(reply, ice)
                 local.notes.append((end, partial(origin.write, wire.text_frame(reply))))
                 members = len(after.members)
                 span = self._span(kind.replace("room_", "room."), event, origin)
@@ -432,6 +448,9 @@ class RoomActor:
                 reply = wire.room_entered_v2(
                     "resumed", self.room_id, peer_id, state.peers_of(peer_id), state.seq, None
                 )
+                ice = origin.ice_servers(peer_id)
+                if ice is not None:
+                    reply = turn.with_ice_servers(reply, ice)
                 frames = [wire.text_frame(reply)]
                 for event in missed:
                     if visible_to(peer_id, 2, event):

@@ -35,6 +35,11 @@ class Mailbox(Generic[T]):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and the actor is asleep waiting for work (tests, diagnostics)."""
+        return not self._items and self._waiter is not None
+
     def post(self, item: T, *, force: bool = False) -> bool:
         """Queue ``item``; False when full (``force`` is for system messages, never refused)."""
         if self._closed:

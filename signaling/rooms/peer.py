@@ -29,6 +29,10 @@ class Peer(Protocol):
 
     def close(self, code: int, reason: str) -> None: ...
 
+    def ice_servers(self, peer_id: str) -> str | None:
+        """ICE servers (JSON, TURN credentials for ``peer_id`` included) for its v2
+        ``room_created``/``room_joined``/``resumed`` reply, or None when there are none."""
+
     def entered(self, room: RoomHandle, peer_id: str) -> None:
         """Its create/join/resume is committed: it is member ``peer_id`` of ``room`` now
         (and leaves the room it was in before)."""
@@ -48,9 +52,11 @@ class RoomHandle:
     """How connections reach a room: its id, mailbox and local delivery. Survives actor
     restarts, so members stay attached while the authority is rebuilt from the journal."""
 
-    __slots__ = ("fanout", "mailbox", "room_id")
+    __slots__ = ("failed", "fanout", "mailbox", "room_id")
 
     def __init__(self, room_id: str, mailbox: Mailbox[Envelope], fanout: Fanout) -> None:
         self.room_id = room_id
         self.mailbox = mailbox
         self.fanout = fanout
+        # The timer or disconnect that crashed the last actor: retried once, not twice.
+        self.failed: Envelope | None = None

@@ -3,11 +3,18 @@
 Ids have a fixed number of digits and no leading zero (the seed's clients may treat
 them as numbers), so 4 digits give 9000 ids. Random probing finds a free id at once
 while the space is sparse; when it is dense, one uniform pick among the free ids.
+
+Short ids are guessable by design (the seed contract). A v2 client may ask for an
+unguessable id instead: 144 random bits, URL-safe (``secrets.token_urlsafe(18)``, 24
+characters). Any client, v1 included, joins it by id like any other.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
+
+UNGUESSABLE_BYTES = 18  # 144 bits: beyond any scan, and URL-safe without padding
 
 
 class RoomIds:
@@ -17,12 +24,21 @@ class RoomIds:
         self.capacity = self.high - self.low
         self._rng = rng or random.Random()
         self._used: set[int] = set()
+        self._unguessable: set[str] = set()
 
     def __len__(self) -> int:
+        """Short ids in use (the space that can run out)."""
         return len(self._used)
 
-    def allocate(self) -> str | None:
-        """A fresh id, or None when every id is taken."""
+    def allocate(self, unguessable: bool = False) -> str | None:
+        """A fresh id, or None when every short id is taken (unguessable ids never run
+        out)."""
+        if unguessable:
+            while True:
+                room_id = secrets.token_urlsafe(UNGUESSABLE_BYTES)
+                if room_id not in self._unguessable:
+                    self._unguessable.add(room_id)
+                    return room_id
         used = self._used
         free = self.capacity - len(used)
         if free <= 0:
@@ -43,4 +59,7 @@ class RoomIds:
         return None  # pragma: no cover - free > 0 guarantees a pick
 
     def release(self, room_id: str) -> None:
-        self._used.discard(int(room_id))
+        if room_id in self._unguessable:
+            self._unguessable.discard(room_id)
+        else:
+            self._used.discard(int(room_id))

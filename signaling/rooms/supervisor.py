@@ -84,11 +84,12 @@ class Supervisor:
         """The live actor of a room (for tests and diagnostics)."""
         return self._actors.get(room_id)
 
-    def create(self) -> RoomHandle | None:
+    def create(self, unguessable: bool = False) -> RoomHandle | None:
         """A new room whose actor first claims the id in the journal, or None when the id
         space is exhausted. The caller posts its ``Create`` at once; it is answered after
-        the claim (``unavailable`` if the claim fails)."""
-        room_id = self.ids.allocate()
+        the claim (``unavailable`` if the claim fails). ``unguessable``: a 144-bit id
+        instead of a short one (see ``RoomIds``)."""
+        room_id = self.ids.allocate(unguessable)
         if room_id is None:
             return None
         fanout = Fanout(room_id, self.metrics, self.wall)
@@ -142,11 +143,13 @@ class Supervisor:
                     await actor.run(restarted)
                     self._retire(handle, lost=False)  # the room expired
                     return
-                except ActorCrashed as exc:
-                    if isinstance(exc, JournalFailed):
-                        failures = failures + 1 if actor.state.seq == state.seq else 1
-                    else:
-                        failures = 0
+                except JournalFailed:
+                    failures = failures + 1 if actor.state.seq == state.seq else 1
+                except ActorCrashed:
+                    failures = 0
+                except Exception:
+                    log.exception("room actor failed", extra={"room": room_id})
+                    failures = 0
                 log.error("restarting room actor from its journal", extra={"room": room_id})
                 self.metrics.actor_restarts += 1
                 if failures:

@@ -19,6 +19,11 @@ from collections.abc import Iterable, Sequence
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# One IPv6 subscriber (a home, a phone, a cloud VM) is given a whole /64 and can pick any
+# of its 2^64 addresses per connection: keyed per address, every per-address limit would
+# be a per-connection one. So an IPv6 client is keyed by its /64, like one IPv4 address.
+IPV6_PREFIX = 64
+
 
 def parse_networks(raw: str) -> tuple[Network, ...]:
     """``"10.0.0.0/8, 192.168.1.1"`` -> networks; raises ValueError naming a bad entry."""
@@ -88,15 +93,22 @@ def client_address(
     if ip is None:
         return peer or "unknown"
     if not trusted or not _trusted(ip, trusted):
-        return str(ip)
+        return _key(ip)
     chain = forwarded_for(forwarded) if forwarded else x_forwarded_for(x_forwarded)
     for entry in reversed(chain):
         hop = _ip(entry)
         if hop is None:
             # Unparseable (``unknown``, an obfuscated identifier): stop trusting the
             # chain here and key by the last proxy that spoke.
-            return str(ip)
+            return _key(ip)
         if not _trusted(hop, trusted):
-            return str(hop)
+            return _key(hop)
         ip = hop
-    return str(ip)
+    return _key(ip)
+
+
+def _key(ip: Address) -> str:
+    """An IPv4 address as it is; an IPv6 address as its /64 (see ``IPV6_PREFIX``)."""
+    if ip.version == 4:
+        return str(ip)
+    return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))

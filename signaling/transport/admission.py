@@ -9,6 +9,7 @@ it never touches a socket or reads a clock. See ``session.py`` for where it is a
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import ssl
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from signaling.transport.addresses import Network, parse_networks
 from signaling.transport.auth import Authenticator
 from signaling.transport.limits import AddressPolicy, AddressTable, Rate
 from signaling.transport.tls import server_context
+
+log = logging.getLogger("signaling.transport.admission")
 
 # File descriptors kept free for listeners, the admin port, journals and logs when the
 # connection cap is derived from the file limit.
@@ -76,6 +79,10 @@ class ConnectionPolicy:
     bytes: Rate
     strikes: Rate  # refused messages before 1008; refills at a tenth per second
     roomless_timeout: float
+    handshake_timeout: float = 10.0
+    close_timeout: float = 5.0
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
 
 
 class Admission:
@@ -105,6 +112,10 @@ class Admission:
             bytes=_rate(s.byte_rate),
             strikes=Rate(strikes / 10, strikes) if strikes else Rate(0, 0),
             roomless_timeout=s.roomless_timeout,
+            handshake_timeout=s.handshake_timeout,
+            close_timeout=s.close_timeout,
+            ping_interval=s.ping_interval,
+            ping_timeout=s.ping_timeout,
         )
         self.trusted: tuple[Network, ...] = parse_networks(s.trusted_proxies)
         self.origins: frozenset[str] | None = (
@@ -128,6 +139,25 @@ class Admission:
             issuer=settings.jwt_issuer,
         )
         return cls(settings, metrics, authenticator=authenticator)
+
+    def reload_keys(self, settings: Settings) -> bool:
+        """Read the JWT key files again (key rotation); keep the current keys on failure."""
+        if self.authenticator is None:
+            return False
+        try:
+            fresh = Authenticator.from_files(
+                secret=settings.jwt_secret_value(),
+                public_key_file=settings.jwt_public_key_file,
+                jwks_file=settings.jwt_jwks_file,
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+            )
+        except (OSError, ValueError) as exc:
+            log.error("JWT key reload failed, keeping the current keys: %s", exc)
+            return False
+        self.authenticator = fresh
+        log.info("JWT keys reloaded")
+        return True
 
     # ---- sockets ---------------------------------------------------------------------
 

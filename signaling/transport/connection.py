@@ -38,7 +38,7 @@ from signaling.rooms.peer import RoomHandle
 from signaling.telemetry.logs import FaultAdapter, FaultLog
 from signaling.transport import http
 from signaling.transport.framing import MAX_HEADER, frame_size
-from signaling.transport.session import Refuse, Session
+from signaling.transport.session import Close, Ping, Refuse, Session
 
 try:
     from websockets.speedups import apply_mask
@@ -69,6 +69,7 @@ _ws_log.logger.addFilter(_NoWireTraces())
 
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+CLOSE = Opcode.CLOSE
 V2 = Subprotocol(wire.V2_SUBPROTOCOL)
 TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 HEALTH_PATHS = ("/healthz", "/readyz")
@@ -106,8 +107,6 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.out: list[bytes] = []
         self.out_bytes = 0
-        self.ping_sent = False
-        self.closing_since = 0.0
         self.created = self.last_seen = hub.loop.time()
         self._fragments = bytearray()  # a fragmented message so far
         self._fragment_op: Opcode | None = None
@@ -149,7 +148,6 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self.last_seen = self.hub.loop.time()
-            self.ping_sent = False
             ws = self.ws
             state = ws.state
             if state is OPEN:
@@ -261,12 +259,13 @@ class Connection(asyncio.Protocol):
         while not self.closed:
             try:
                 head = http.take_head(buf)
+            except http.HeadTooLarge:
+                self._http_reply(431, b"request head too large\n", None)
+                return
             except http.BadRequest:
                 self._http_reply(400, b"bad request\n", None)
                 return
             if head is None:
-                if len(buf) > http.MAX_HEAD:
-                    self._http_reply(431, b"request head too large\n", None)
                 return
             if not head.upgrade and head.method in ("GET", "HEAD"):
                 # The demo page and the browser client (SIGNALING_DEMO_PAGE).
@@ -487,6 +486,13 @@ class Connection(asyncio.Protocol):
             self._fragments = bytearray()
             self._fragment_op = None
         else:  # ping, pong, close: the protocol object already answered
+            if (
+                op is not CLOSE
+                and self.ws.state is OPEN
+                and self._limits.admit(self.last_seen, len(data) + 1)
+            ):
+                # A ping/pong flood costs the server too: same limits, same refusal.
+                self._refuse(self.session.message(len(data) + 1, self.last_seen))
             return
         if self.ws.state is not OPEN:
             return
@@ -545,7 +551,7 @@ class Connection(asyncio.Protocol):
             raise wire.WireError("unknown_type", f"Unknown message type {kind!r}")
         metrics.received[kind] += 1
         if kind == "create":
-            self._create()
+            self._create(msg)
         elif kind == "join":
             self._join(wire.require_str(msg, "roomId"))
         elif kind == "leave":
@@ -565,14 +571,18 @@ class Connection(asyncio.Protocol):
     # (``entered``). A refused or failed create, join or resume leaves the client exactly
     # where it was, as the seed does (``refused``).
 
-    def _create(self) -> None:
+    def _create(self, msg: wire.Inbound) -> None:
+        # v2 may ask for an unguessable id (v1 clients send no such field: the seed's).
+        unguessable = msg.fields.get("unguessable", False) if self.protocol == 2 else False
+        if type(unguessable) is not bool:
+            raise wire.WireError("bad_message", "Field 'unguessable' must be true or false")
         session = self.session
         now = self.hub.loop.time()
         refused = session.may_create(now)
         if refused is not None:
             self._refuse(refused)
             return
-        handle = self.hub.supervisor.create()
+        handle = self.hub.supervisor.create(unguessable)
         if handle is None:
             session.create_failed(now)
             self.error("rooms_exhausted", "No free room id; try again later")
@@ -601,8 +611,9 @@ class Connection(asyncio.Protocol):
         if room is None:
             self.error("not_in_room", "Not in a room")
             return
-        self.room = None
-        self.session.left(self.hub.loop.time())
+        # Routing (and the session) change when the room commits the departure
+        # (``evicted``): a leave that fails leaves the client where it was, and later
+        # signals still follow in order.
         if home is not None and home is not room:
             home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
         room.mailbox.post((c.Leave(self.peer_id, "left", time.time()), self), force=True)
@@ -663,9 +674,9 @@ class Connection(asyncio.Protocol):
 
     # ---- outbound --------------------------------------------------------------------------
 
-    def ice_servers(self) -> str | None:
-        """This peer's ICE servers (JSON) for a v2 room reply, with TURN credentials that a
-        timer replaces (``ice_servers`` message) a quarter TTL before they expire."""
+    def ice_servers(self, peer_id: str) -> str | None:
+        """ICE servers (JSON) for member ``peer_id``'s v2 room reply, with TURN credentials
+        that a timer replaces (``ice_servers`` message) a quarter TTL before they expire."""
         policy = self.hub.ice
         if self.protocol != 2 or not policy.enabled:
             return None
@@ -673,13 +684,13 @@ class Connection(asyncio.Protocol):
             if self._ice_timer is not None:
                 self._ice_timer.cancel()
             self._ice_timer = self.hub.loop.call_later(policy.refresh_after, self._refresh_ice)
-        return turn.ice_servers_json(policy, self.peer_id, self.hub.wall_clock())
+        return turn.ice_servers_json(policy, peer_id, self.hub.wall_clock())
 
     def _refresh_ice(self) -> None:
         self._ice_timer = None
         if self.closed or self.room is None:
-            return
-        servers = self.ice_servers()
+            return  # out of rooms: the next room reply brings fresh credentials
+        servers = self.ice_servers(self.peer_id)
         if servers is not None:
             self.write(wire.text_frame(turn.ice_servers_message(servers)))
 
@@ -771,9 +782,8 @@ class Connection(asyncio.Protocol):
         if self.closed or self.ws.state is not OPEN:
             return
         self.flush()
-        self.session.closing()
+        self.session.closing(self.hub.loop.time())
         self.ws.send_close(code, reason)
-        self.closing_since = self.hub.loop.time()
         self._pump()
 
     def _check_now(self) -> None:
@@ -786,30 +796,21 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     def check(self, now: float) -> None:
-        """Keepalive and handshake/close timeouts, driven by the server's periodic sweep."""
+        """Act on what the session's clocks say (keepalive, handshake and close
+        timeouts, token expiry, roomless timeout); driven by the server's sweep."""
         if self.closed:
             return
-        settings = self.hub.settings
-        if self.opened and not self.closing_since:
-            due = self.session.due(now)
-            if due is not None:
-                if due.error is not None:
-                    self._refuse(due.error)
-                self.close(due.code, due.reason)
-                return
-        if not self.opened:
-            if now - self.created > settings.handshake_timeout:
-                self.abort()
+        due = self.session.due(now, self.last_seen)
+        if due is None:
             return
-        if self.closing_since:
-            if now - self.closing_since > settings.close_timeout:
-                self.abort()
-            return
-        idle = now - self.last_seen
-        if idle > settings.ping_interval + settings.ping_timeout:
-            faults.fault("no_pong", "no pong: disconnecting", peer=self.peer_id)
-            self.abort()
-        elif idle > settings.ping_interval and not self.ping_sent:
-            self.ping_sent = True
+        if isinstance(due, Ping):
             self.ws.send_ping(os.urandom(4))
             self._pump()
+        elif isinstance(due, Close):
+            if due.error is not None:
+                self._refuse(due.error)
+            self.close(due.code, due.reason)
+        else:
+            if due.reason == "no pong":
+                faults.fault("no_pong", "no pong: disconnecting", peer=self.peer_id)
+            self.abort()

@@ -40,11 +40,15 @@ class BadRequest(ValueError):
     """Bytes that are no HTTP/1.x request head: answered 400, then the connection closes."""
 
 
+class HeadTooLarge(BadRequest):
+    """A request head over ``MAX_HEAD`` bytes: answered 431, then the connection closes."""
+
+
 def take_head(buf: bytearray) -> Head | None:
     """Remove the next request head from ``buf``; ``None`` while it is incomplete.
 
     Empty lines before a request are skipped (RFC 9112 2.2), so a stray CRLF after a
-    request is no error. Raises ``BadRequest``.
+    request is no error. Raises ``BadRequest`` or ``HeadTooLarge``.
     """
     start = 0
     while buf[start : start + 2] == b"\r\n":
@@ -52,8 +56,10 @@ def take_head(buf: bytearray) -> Head | None:
     if start:
         del buf[:start]
     end = buf.find(b"\r\n\r\n")
-    if end < 0:
+    if end < 0 and len(buf) <= MAX_HEAD:
         return None
+    if end < 0 or end + 4 > MAX_HEAD:
+        raise HeadTooLarge
     raw = bytes(buf[: end + 4])
     del buf[: end + 4]
     head = parse_head(raw)

@@ -160,6 +160,16 @@ class Server:
             self.metrics_port if s.metrics_port else "off",
             hub.admission.max_connections,
         )
+        if hub.assets:
+            scheme = "https" if certs is not None else "http"
+            log.info("demo call page: %s://localhost:%d/ (SIGNALING_DEMO_PAGE)", scheme, self.port)
+        if hub.ice.enabled:
+            log.info(
+                "ICE servers for v2 clients: %d TURN, %d STUN URLs (TURN credentials %ds)",
+                len(s.turn_urls),
+                len(s.stun_urls),
+                s.turn_ttl_s,
+            )
 
     async def _sweep(self) -> None:
         s = self.settings
@@ -187,11 +197,11 @@ class Server:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
 
     def reload(self) -> None:
-        """SIGHUP: reload the TLS certificate and key (open connections are kept)."""
-        if self.certificates is None:
-            log.info("SIGHUP: nothing to reload (TLS is off)")
-            return
-        self.certificates.reload()
+        """SIGHUP: reload the TLS certificate and key and the JWT keys (open connections
+        are kept; files that fail to load leave the current ones in service)."""
+        if self.certificates is not None:
+            self.certificates.reload()
+        self.hub.admission.reload_keys(self.settings)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("received %s: draining", sig.name)

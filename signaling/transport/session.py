@@ -21,6 +21,7 @@ tests drive it by hand and nothing here sleeps, reads a socket or a clock.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -84,6 +85,22 @@ class Close:
     error: Refuse | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """Drop the socket without a closing handshake: it stopped answering."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Send a WebSocket ping: the client has been silent for a ping interval."""
+
+
+PING: Final = Ping()
+Due = Close | Abort | Ping
+
+
 def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
     for key, value in headers:
         if key.lower() == name:
@@ -102,11 +119,14 @@ class Session:
         "_room_reserved",
         "address",
         "admission",
+        "closing_since",
         "expires_at",
         "grant",
         "limits",
         "phase",
+        "pinged_at",
         "roomless_since",
+        "started",
     )
 
     def __init__(self, admission: Admission, peer: str | None, now: float) -> None:
@@ -117,7 +137,9 @@ class Session:
         self.expires_at: float | None = None  # loop time at which the token expires
         policy = admission.connection
         self.limits = ConnectionLimits(policy.messages, policy.bytes, policy.strikes, now)
-        self.roomless_since = now
+        self.started = self.roomless_since = now
+        self.closing_since = 0.0
+        self.pinged_at = -math.inf  # when the last keepalive ping went out
         self._counted = False  # holds one of its address's connection slots
         self._room_reserved = False
         self._open = False  # counted in the server's open WebSockets
@@ -276,11 +298,22 @@ class Session:
 
     # ---- timers and the end ---------------------------------------------------------
 
-    def due(self, now: float) -> Close | None:
-        """What the session's clocks say at ``now``: an expired token or a connection
-        that never entered a room is closed with 1008."""
+    def due(self, now: float, last_seen: float) -> Due | None:
+        """What the session's clocks say at ``now`` (``last_seen``: when the client last
+        sent anything): a handshake or closing handshake that takes too long is
+        aborted; an expired token or a connection that never entered a room is closed
+        with 1008; a silent client is pinged, and aborted when the ping goes unanswered."""
         phase = self.phase
-        if phase is not Phase.OPEN and phase is not Phase.IN_ROOM:
+        policy = self.admission.connection
+        if phase is Phase.HANDSHAKE:
+            if now - self.started > policy.handshake_timeout:
+                return Abort("handshake timeout")
+            return None
+        if phase is Phase.CLOSING:
+            if now - self.closing_since > policy.close_timeout:
+                return Abort("close timeout")
+            return None
+        if phase is Phase.CLOSED:
             return None
         expires = self.expires_at
         if expires is not None and now >= expires:
@@ -290,15 +323,21 @@ class Session:
                 "token expired",
                 Refuse("unauthorized", "Token expired", close=True),
             )
-        timeout = self.admission.connection.roomless_timeout
-        if phase is Phase.OPEN and now - self.roomless_since >= timeout:
+        if phase is Phase.OPEN and now - self.roomless_since >= policy.roomless_timeout:
             self.admission.rejected("roomless_timeout")
             return Close(POLICY_VIOLATION, "no room entered")
+        idle = now - last_seen
+        if idle > policy.ping_interval + policy.ping_timeout:
+            return Abort("no pong")
+        if idle > policy.ping_interval and self.pinged_at <= last_seen:
+            self.pinged_at = now  # one ping per silence
+            return PING
         return None
 
-    def closing(self) -> None:
+    def closing(self, now: float) -> None:
         if self.phase is not Phase.CLOSING and self.phase is not Phase.CLOSED:
             self._to(Phase.CLOSING)
+            self.closing_since = now
 
     def closed(self, now: float) -> None:
         """The socket is gone: give back what the session held. Idempotent."""

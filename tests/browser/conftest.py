@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import coturn as turnserver
 from tests.support.server import REPO_ROOT
 
 CHROMIUM = os.environ.get("SIGNALING_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -86,3 +87,25 @@ def new_page(browser: Any) -> Iterator[Any]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+TURN_SECRET = "coturn-shared-secret-for-tests"
+
+
+@pytest.fixture(scope="module")
+def coturn() -> Iterator[turnserver.Coturn]:
+    if not turnserver.available():
+        message = "Debian's coturn is not installed; .ci/run installs it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with turnserver.coturn(TURN_SECRET) as running:
+        yield running
+
+
+def turn_env(coturn: turnserver.Coturn, secret: str, ttl: int = 3600) -> dict[str, str]:
+    return {
+        "SIGNALING_TURN_URLS": coturn.url,
+        "SIGNALING_TURN_SECRET": secret,
+        "SIGNALING_TURN_TTL_S": str(ttl),
+    }

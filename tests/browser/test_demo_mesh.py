@@ -10,17 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.browser.demo import wait_full_mesh
 from tests.support.http import http_get
 from tests.support.server import ServerProcess, spawn_server
 from tests.support.tcpproxy import TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.slow
 
-FULL_MESH = """(n) => {
-  const peers = [...demo.mesh.peers.values()];
-  return peers.length === n && peers.every((p) => p.channel !== null
-    && p.channel.readyState === "open" && p.pc.connectionState === "connected");
-}"""
 # Application notes (not mesh signals) received over signaling, in delivery order.
 RECORD_NOTES = """() => {
   window.notes = [];
@@ -42,28 +38,6 @@ def server() -> Iterator[ServerProcess]:
 def proxy(server: ServerProcess) -> Iterator[TcpProxy]:
     with tcp_proxy(server.port) as running:
         yield running
-
-
-MESH_STATE = """() => ({
-  me: demo.client.myId, state: demo.client.state, negotiations: demo.mesh.negotiations,
-  errors: demo.errors,
-  peers: [...demo.mesh.peers.values()].map((p) => ({
-    id: p.id, polite: p.polite, signaling: p.pc.signalingState,
-    connection: p.pc.connectionState, ice: p.pc.iceConnectionState,
-    channel: p.channel?.readyState, offers: p.offers, candidates: p.candidateTypes })),
-})"""
-
-
-def wait_full_mesh(pages: Any, n: int) -> None:
-    """Every page has ``n`` connected peers with open channels (or say what is stuck)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for page in pages:
-        try:
-            page.wait_for_function(FULL_MESH, arg=n)
-        except PlaywrightTimeout:
-            states = [json.dumps(p.evaluate(MESH_STATE), indent=1) for p in pages]
-            raise AssertionError("no full mesh:\n" + "\n".join(states)) from None
 
 
 def say(page: Any, text: str) -> None:
@@ -163,3 +137,66 @@ def test_demo_page_off_serves_nothing() -> None:
         for path in ("/", "/client/signaling.js", "/demo.js"):
             status, _ = http_get(running.http + path)
             assert status == 426, path
+
+
+def test_resume_failed_then_rejoin_rebuilds_the_mesh(new_page: Any) -> None:
+    """Offline past the grace period: the resume is refused, the page says so
+    (``resume_failed``), joins the room afresh with a new id, and the mesh is rebuilt."""
+    with (
+        spawn_server({"SIGNALING_RESUME_GRACE_MS": "300"}, metrics=False) as server,
+        tcp_proxy(server.port) as proxy,
+    ):
+        a, c = new_page(), new_page()
+        a.goto(server.http + "/")
+        a.click("#create")
+        a.wait_for_function("() => demo.client.roomId !== null")
+        room = a.evaluate("demo.client.roomId")
+        c.goto(f"http://127.0.0.1:{proxy.port}/?room={room}")
+        wait_full_mesh((a, c), 1)
+        old_id = c.evaluate("demo.client.myId")
+        a.evaluate("""() => { window.left = [];
+          demo.client.on("peer_left", (e) => left.push([e.peerId, e.reason])); }""")
+        c.evaluate("""() => { window.seen = [];
+          for (const t of ["resume_failed", "rejoined", "resumed"])
+            demo.client.on(t, () => seen.push(t)); }""")
+
+        proxy.hold()
+        proxy.cut()
+        # The grace period runs out while C is offline: A hears that C is gone.
+        a.wait_for_function("() => left.length === 1")
+        assert a.evaluate("left") == [[old_id, "disconnected"]]
+        proxy.release()
+
+        c.wait_for_function("() => seen.includes('rejoined')")
+        assert c.evaluate("seen") == ["resume_failed", "rejoined"]
+        new_id = c.evaluate("demo.client.myId")
+        assert new_id != old_id and c.evaluate("demo.client.roomId") == room
+        wait_full_mesh((a, c), 1)
+        assert a.evaluate("[...demo.mesh.peers.keys()]") == [new_id]
+        c.fill("#message", "back again")
+        c.press("#message", "Enter")
+        a.wait_for_function("() => demo.chat.some((m) => m.text === 'back again')")
+        assert c.inner_text("#log").count("could not resume") == 1
+
+
+def test_camera_renegotiates_and_the_other_page_gets_video(
+    server: ServerProcess, new_page: Any
+) -> None:
+    """Turning the camera on (Chromium's fake device) adds tracks to a connected pair:
+    perfect negotiation renegotiates and the other page shows the remote video."""
+    a, b = new_page(), new_page()
+    a.goto(server.http + "/")
+    a.click("#create")
+    a.wait_for_function("() => demo.client.roomId !== null")
+    b.goto(f"{server.http}/?room={a.evaluate('demo.client.roomId')}")
+    wait_full_mesh((a, b), 1)
+    offers = a.evaluate("demo.mesh.negotiations") + b.evaluate("demo.mesh.negotiations")
+    a.check("#camera")
+    b.wait_for_function(
+        """() => [...document.querySelectorAll("#videos video")].some((v) =>
+             v.srcObject && v.srcObject.getVideoTracks().length === 1 && v.readyState >= 2)"""
+    )
+    after = a.evaluate("demo.mesh.negotiations") + b.evaluate("demo.mesh.negotiations")
+    assert after > offers  # a renegotiation, not a new connection
+    wait_full_mesh((a, b), 1)
+    assert a.evaluate("demo.errors") == [] and b.evaluate("demo.errors") == []

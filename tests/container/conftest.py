@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -136,14 +137,15 @@ class Running:
     host: str
     port: int
     metrics_port: int
+    tls: ssl.SSLContext | None = None  # trusts the server's certificate when TLS is on
 
     @property
     def ws_url(self) -> str:  # what tests.support.client.Client.open connects to
-        return f"ws://{self.host}:{self.port}/"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}/"
 
     @property
     def http(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def metrics_url(self) -> str:
@@ -173,7 +175,7 @@ def wait_ready(running: Running, timeout: float = READY_TIMEOUT_S) -> None:
                 f"container exited ({json.dumps(state)}) before ready; logs:\n{running.logs()}",
                 pytrace=False,
             )
-        return http_get(f"{running.http}/readyz", timeout=1.0)[0] == 200
+        return http_get(f"{running.http}/readyz", timeout=1.0, context=running.tls)[0] == 200
 
     try:
         wait_until(ready, what="/readyz 200", timeout=timeout, interval=0.1, ignore=(OSError,))
@@ -193,7 +195,10 @@ def start_container(image: str) -> Iterator[StartContainer]:
     started: list[DockerContainer] = []
 
     def start(
-        env: dict[str, str] | None = None, tmpfs: dict[str, str] | None = None, **run_kwargs: Any
+        env: dict[str, str] | None = None,
+        tmpfs: dict[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        **run_kwargs: Any,
     ) -> Running:
         # tmpfs values are docker mount options ("size=16m"). Older testcontainers have
         # no with_tmpfs_mount; newer ones pass their own tmpfs= and reject ours.
@@ -213,6 +218,7 @@ def start_container(image: str) -> Iterator[StartContainer]:
             host=container.get_container_host_ip(),
             port=int(container.get_exposed_port(WS_PORT)),
             metrics_port=int(container.get_exposed_port(METRICS_PORT)),
+            tls=tls,
         )
         wait_ready(running)
         return running
@@ -251,7 +257,8 @@ async def peers() -> AsyncIterator[MakePeer]:
     opened: list[Client] = []
 
     async def make(running: Running, v2: bool = False) -> Client:
-        peer = await Client.open(running, v2, close_timeout=3)
+        extra: dict[str, Any] = {"ssl": running.tls} if running.tls else {}
+        peer = await Client.open(running, v2, close_timeout=3, **extra)
         opened.append(peer)
         return peer
 

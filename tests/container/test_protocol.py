@@ -125,3 +125,13 @@ async def test_v2_peer_joined_and_resume_exactly_once(
     assert await b2.recv() == {"type": "left", "roomId": room}
     left = await a.recv()
     assert left["type"] == "peer_left" and left["peerId"] == b.my_id
+
+
+def test_image_carries_the_demo_page_and_the_browser_client(shared_server: Running) -> None:
+    """The static files are package data: the installed wheel in the image serves them."""
+    status, page = http_get(f"{shared_server.http}/")
+    assert status == 200 and '<script type="module" src="/demo.js">' in page
+    status, module = http_get(f"{shared_server.http}/client/signaling.js")
+    assert status == 200 and "export class SignalingClient" in module
+    status, _ = http_get(f"{shared_server.http}/client/mesh.js")
+    assert status == 200

@@ -30,6 +30,7 @@ from typing import Any
 import jwt
 import pytest
 import trustme
+from websockets.exceptions import InvalidStatus
 
 from tests.helm.chart import REPO_ROOT, container_env, memory_bytes, one, pod_spec, render
 from tests.support.client import Client
@@ -298,6 +299,11 @@ async def test_rendered_pod_runs_answers_its_probes_and_stops_within_its_grace(
     assert await asyncio.to_thread(pod.probe_until_success, "readinessProbe") == 200
     metrics = {"httpGet": {"path": "/metrics", "port": "admin"}}
     assert await asyncio.to_thread(pod.http, metrics, 3.0) == 200  # the ServiceMonitor's target
+    # The demo page stays off unless asked for (SIGNALING_DEMO_PAGE=false): a plain GET of
+    # / gets 426 Upgrade Required instead of the page (401 first when a token is required).
+    scheme = pod.container_spec["readinessProbe"]["httpGet"]["scheme"]
+    page = {"httpGet": {"path": "/", "port": "http", "scheme": scheme}}
+    assert await asyncio.to_thread(pod.http, page, 3.0) == (401 if variant.token else 426)
     code, out = await asyncio.to_thread(
         pod.container.exec_run,
         ["/opt/venv/bin/python", "-c", "import os; print(os.getuid(), os.access('/', os.W_OK))"],
@@ -309,9 +315,13 @@ async def test_rendered_pod_runs_answers_its_probes_and_stops_within_its_grace(
     url = f"{scheme}://127.0.0.1:{pod.ports['http']}/"
     if variant.token:
         # The secret came from the chart's Secret through secretKeyRef, and the server took
-        # it (a secret it refuses, e.g. shorter than 32 bytes, exits with status 2).
+        # it (a secret it refuses, e.g. shorter than 32 bytes, exits with status 2): no
+        # WebSocket without a token, one with a token signed by it.
         env = dict(e.split("=", 1) for e in pod.container.attrs["Config"]["Env"])
         assert env["SIGNALING_JWT_SECRET"] == variant.values["auth"]["jwtSecret"]
+        with pytest.raises(InvalidStatus) as refused:
+            await Client.open(url, ssl=variant.ssl)
+        assert refused.value.response.status_code == 401
         url += f"?token={variant.token}"
     client = await Client.open(url, ssl=variant.ssl, close_timeout=3)
     await client.create()

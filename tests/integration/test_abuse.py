@@ -19,6 +19,7 @@ from signaling.core import commands
 from signaling.transport.server import Server
 from tests.integration.conftest import StartServer
 from tests.support.client import Client
+from tests.support.raw import RawClient
 from tests.support.waiting import eventually
 
 ATTACKER = "127.0.0.2"
@@ -209,7 +210,7 @@ async def test_server_wide_cap_answers_503_and_health_still_answers(
 
 
 async def test_connection_that_never_enters_a_room_is_closed(start_server: StartServer) -> None:
-    server = await start_server(roomless_timeout=0.3, ping_interval=0.2, ping_timeout=5)
+    server = await start_server(roomless_timeout=1.0, ping_interval=0.2, ping_timeout=5)
     idle = await client(server, ATTACKER)
     busy = await client(server, "127.0.0.3")
     await busy.create()
@@ -298,3 +299,16 @@ async def test_a_flooding_room_delays_another_room_by_one_batch_at_most(
 
 def c_signal(peer_id: str, payload: str) -> commands.Signal:
     return commands.Signal(peer_id, payload, None, time.time())
+
+
+async def test_a_ping_flood_is_limited_like_messages(start_server: StartServer) -> None:
+    server = await start_server()
+    flooder = await RawClient.open(server.port)
+    for n in range(6000):
+        flooder.protocol.send_ping(n.to_bytes(4, "big"))
+    await flooder.flush()
+    close = await flooder.close_frame()
+    assert close.code == 1008
+    assert server.hub.metrics.rate_limited["messages"] >= 200
+    assert server.hub.metrics.rejected["abuse"] == 1
+    flooder.close()

@@ -108,7 +108,7 @@ async def test_room_and_create_claims(start_server: StartServer) -> None:
 
 async def test_expiry_closes_a_live_connection(start_server: StartServer) -> None:
     server = await start_server(jwt_secret=SECRET)
-    short = await open_with(server, hs_token({"exp": int(time.time()) + 2}), "header")
+    short = await open_with(server, hs_token({"exp": int(time.time()) + 4}), "header")
     long = await open_with(server, hs_token(claims()), "header")
     room = (await short.create())["roomId"]
     await long.join(room)
@@ -138,3 +138,24 @@ async def test_tokens_never_reach_the_logs(
     for token in (good, expired):
         assert token.split(".")[2] not in text
         assert token.split(".")[1] not in text
+
+
+async def test_jwks_rotation_on_reload(start_server: StartServer, tmp_path: Path) -> None:
+    """SIGHUP (``Server.reload``) reads the JWKS again: a new key works, a removed one
+    stops working, and a broken file keeps the keys in service."""
+    old, new = rsa_pair(), ec_pair()
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [old.jwk("old")]}))
+    server = await start_server(jwt_jwks_file=str(jwks))
+    kept = await open_with(server, old.token(claims(), kid="old"), "header")
+    with pytest.raises(InvalidStatus):
+        await open_with(server, new.token(claims(), kid="new"), "header")
+    jwks.write_text(json.dumps({"keys": [new.jwk("new")]}))
+    server.reload()
+    await open_with(server, new.token(claims(), kid="new"), "header")
+    with pytest.raises(InvalidStatus):
+        await open_with(server, old.token(claims(), kid="old"), "header")
+    await kept.create()  # a connection opened under the old key is not dropped
+    jwks.write_text("{broken")
+    server.reload()
+    await open_with(server, new.token(claims(), kid="new"), "header")

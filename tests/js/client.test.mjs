@@ -309,3 +309,52 @@ test("a listener that throws does not break delivery to the others", async () =>
   assert.deepEqual(reported.map((err) => err.message), ["listener bug"]);
   assert.equal(client.lastSeq, 6);
 });
+
+test("a token goes in the subprotocol list (v2) or the query (v1)", async () => {
+  const v2 = makeClient({ token: "jwt.v2" });
+  v2.client.connect();
+  assert.deepEqual(v2.socket().protocols, [V2_SUBPROTOCOL, "bearer.jwt.v2"]);
+  const v1 = makeClient({ protocol: 1, token: "jwt.v1" });
+  v1.client.connect();
+  assert.equal(v1.socket().url, "ws://server/?token=jwt.v1");
+  assert.deepEqual(v1.socket().protocols, []);
+});
+
+test("a token function is asked again for every reconnect", async () => {
+  let issued = 0;
+  const { client, ws, timers } = await joined({ token: async () => `jwt${++issued}` });
+  assert.deepEqual(ws.protocols, [V2_SUBPROTOCOL, "bearer.jwt1"]);
+  ws.drop(1006);
+  timers.fire();
+  await tick();
+  const ws2 = FakeSocket.all.at(-1);
+  assert.notEqual(ws2, ws);
+  assert.deepEqual(ws2.protocols, [V2_SUBPROTOCOL, "bearer.jwt2"]);
+  ws2.open();
+  assert.equal(ws2.sent[0].type, "resume");
+  // close() while a token is being fetched: no socket is opened afterwards.
+  ws2.deliver({ type: "resumed", roomId: "4821", myId: "me", peers: [], seq: 5 });
+  ws2.drop(1006);
+  timers.fire();
+  client.close();
+  await tick();
+  assert.equal(FakeSocket.all.at(-1), ws2);
+  assert.equal(client.state, "closed");
+});
+
+test("a busy room answering the resume is asked again, not given up", async () => {
+  const { client, ws, timers, events } = await joined();
+  ws.drop(1006);
+  timers.fire();
+  const ws2 = FakeSocket.all.at(-1);
+  ws2.open();
+  ws2.deliver({ type: "error", code: "rate_limited", message: "slow down", retryAfterMs: 700 });
+  assert.equal(timers.fire(), 700);
+  assert.equal(ws2.sent.filter((m) => m.type === "resume").length, 2);
+  ws2.deliver({ type: "error", code: "unavailable", message: "journal" });
+  timers.fire();
+  assert.equal(ws2.sent.filter((m) => m.type === "resume").length, 3);
+  ws2.deliver({ type: "resumed", roomId: "4821", myId: "me", peers: ["a"], seq: 5 });
+  assert.equal(client.state, "open");
+  assert.ok(!events.some(([t]) => t === "resume_failed"));
+});

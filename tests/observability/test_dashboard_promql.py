@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 
 from tests.observability.dashboard import (
     JOB_MATCHER,
@@ -71,7 +71,8 @@ async def _round(url: str, n: int, stats: TrafficStats) -> None:
     owner = await Client.open(url)
     guest = await Client.open(url)
     guest_v2 = await Client.open(url, True)
-    stray = await Client.open(url)
+    # Its own address: the failed-join guard it trips refuses every join from there.
+    stray = await Client.open(url, local_addr=("127.0.0.2", 0))
     clients = [owner, guest, guest_v2, stray]
     try:
         stats.stage = "create"
@@ -99,8 +100,20 @@ async def _round(url: str, n: int, stats: TrafficStats) -> None:
         stats.stage = "errors"
         await stray.send("{not json")
         await stray.expect("error")
-        await stray.send({"type": "join", "roomId": "no-such-room"})
-        await stray.expect("error")
+        # Two failed joins per round against SIGNALING_FAILED_JOIN_RATE=2/s: some are
+        # room_not_found, the rest rate_limited (the brute-force guard at work, for the
+        # stray's address only: the other clients keep joining).
+        for _ in range(2):
+            await stray.send({"type": "join", "roomId": "no-such-room"})
+            await stray.expect("error")
+        # A page from another site: refused at the handshake (403, origin).
+        stats.stage = "origin"
+        try:
+            await Client.open(url, origin="https://elsewhere.example")
+            raise AssertionError("a foreign Origin was accepted")
+        except InvalidStatus as exc:
+            assert exc.response.status_code == 403
+        stats.stage = "errors"
         await stray.send({"type": "signal", "payload": {}})
         await stray.expect("error")
         await stray.send({"type": "teleport"})
@@ -177,7 +190,19 @@ def traffic(url: str) -> Iterator[TrafficStats]:
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
     # Short room timeout so rooms also expire during the test (rooms_expired_total moves).
-    with spawn_server({"ROOM_TIMEOUT_MS": "2000"}) as srv:
+    # All traffic comes from 127.0.0.1: the per-address limits that would refuse a round
+    # (creates, rooms held, handshakes, resumes) are raised; the failed-join guard is
+    # tightened and an origin allow-list set, so the abuse-limit panels have data.
+    env = {
+        "ROOM_TIMEOUT_MS": "2000",
+        "SIGNALING_ALLOWED_ORIGINS": "https://dashboard.example",
+        "SIGNALING_FAILED_JOIN_RATE": "2/s",
+        "SIGNALING_CREATE_RATE": "1000/s",
+        "SIGNALING_ROOMS_PER_ADDRESS": "0",
+        "SIGNALING_FAILED_RESUME_RATE": "1000/s",
+        "SIGNALING_HANDSHAKE_RATE": "1000/s",
+    }
+    with spawn_server(env) as srv:
         yield srv
 
 
@@ -353,3 +378,14 @@ def test_key_panels_show_the_traffic(scraped: Scraped) -> None:
     assert 1.5 <= fanout_mean <= 2.5, fanout_mean  # 3 members: 2 recipients per signal
     rss = _value(prom, _panel_expr("Resident memory per instance"))
     assert rss > 1 << 20, rss
+    limited = dict(
+        (labels.get("kind", ""), v)
+        for labels, v in prom.vector(_panel_expr("Rate-limited requests / s by limit"))
+    )
+    assert limited.get("failed_joins", 0) > 0, limited
+    assert limited.get("messages", 1) == 0, limited  # nothing else was limited
+    rejected = dict(
+        (labels.get("reason", ""), v)
+        for labels, v in prom.vector(_panel_expr("Connections rejected / s by reason"))
+    )
+    assert rejected.get("origin", 0) > 0, rejected

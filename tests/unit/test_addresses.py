@@ -36,7 +36,7 @@ def test_only_proxies_in_the_chain_give_the_last_proxy() -> None:
 def test_forwarded_header_wins_and_handles_ports_quotes_and_v6() -> None:
     fwd = ['for="[2001:db8::1]:4711";proto=https, for=192.168.1.1']
     assert client_address("10.0.0.1", PROXIES, forwarded=fwd, x_forwarded=["9.9.9.9"]) == (
-        "2001:db8::1"
+        "2001:db8::/64"
     )
     assert client_address("10.0.0.1", PROXIES, forwarded=["for=198.51.100.7:1234"]) == (
         "198.51.100.7"
@@ -56,3 +56,14 @@ def test_ipv4_mapped_peer_is_normalised() -> None:
 def test_bad_cidr_is_named() -> None:
     with pytest.raises(ValueError, match="nope"):
         parse_networks("10.0.0.0/8,nope")
+
+
+def test_an_ipv6_client_is_keyed_by_its_slash_64() -> None:
+    """One subscriber picks any of its /64's addresses per connection: each would be a
+    fresh budget if IPv6 clients were keyed by the full address."""
+    a = client_address("2001:db8:1:2:aaaa::1", ())
+    b = client_address("2001:db8:1:2:bbbb:cccc:dddd:eeee", ())
+    assert a == b == "2001:db8:1:2::/64"
+    assert client_address("2001:db8:1:3::1", ()) != a  # the next subscriber
+    assert client_address("::1", ()) == "::/64"
+    assert client_address("10.0.0.1", PROXIES, x_forwarded=["2001:db8:1:2::7"]) == a

@@ -1,39 +1,74 @@
-"""The journal contract, on the in-memory journal: claim, optimistic concurrency, the
-resume window, snapshots handed over by the actor, and the total byte budget."""
+"""The journal contract (claim, optimistic concurrency, snapshots handed over by the
+actor, load and read_after) for every backend in ``BACKENDS``, then the in-memory
+journal's own bounds (the resume window and the total byte budget)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 
 from signaling.core import events as e
 from signaling.core.events import event_size
 from signaling.core.room import RoomState, replay
-from signaling.journal import MemoryJournal, StaleWriter, UnknownRoom
+from signaling.journal import Journal, MemoryJournal, StaleWriter, UnknownRoom
 
 
 def signals(first: int, last: int, payload: str = "1") -> list[e.Event]:
     return [e.SignalRelayed(s, "a", payload, None, s) for s in range(first, last + 1)]
 
 
-async def test_create_claims_an_id_until_its_stream_is_deleted() -> None:
-    journal = MemoryJournal()
+# A networked backend joins this list (with its container fixture) and must pass the
+# contract tests unchanged.
+BACKENDS: list[Callable[[], Journal]] = [MemoryJournal]
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda factory: factory.__name__)
+def journal(request: pytest.FixtureRequest) -> Journal:
+    factory: Callable[[], Journal] = request.param
+    return factory()
+
+
+async def test_create_claims_an_id_until_its_stream_is_deleted(journal: Journal) -> None:
     assert await journal.create("1000", RoomState("1000"))
     assert not await journal.create("1000", RoomState("1000")), "a live id cannot be claimed"
     await journal.delete("1000")
     assert await journal.create("1000", RoomState("1000")), "a deleted id can"
 
 
-async def test_a_stale_writer_is_refused_and_nothing_is_appended() -> None:
-    journal = MemoryJournal()
+async def append(journal: Journal, room: str, events: list[e.Event], expected: int) -> None:
+    done = journal.append(room, events, expected)
+    if done is not None:
+        await done
+
+
+async def test_a_stale_writer_is_refused_and_nothing_is_appended(journal: Journal) -> None:
     await journal.create("1", RoomState("1"))
-    journal.append("1", signals(1, 2), 0)
+    await append(journal, "1", signals(1, 2), 0)
     with pytest.raises(StaleWriter):
-        journal.append("1", signals(1, 1), 0)  # a writer that missed seq 1-2
+        await append(journal, "1", signals(1, 1), 0)  # a writer that missed seq 1-2
     with pytest.raises(StaleWriter):
-        journal.append("1", signals(4, 4), 3)
+        await append(journal, "1", signals(4, 4), 3)
     with pytest.raises(ValueError):
-        journal.append("1", signals(4, 4), 2)  # a gap in the numbering
+        await append(journal, "1", signals(4, 4), 2)  # a gap in the numbering
     assert [ev.seq for ev in await journal.read_after("1", 0) or []] == [1, 2]
+
+
+async def test_load_is_the_actors_snapshot_and_the_events_after_it(journal: Journal) -> None:
+    initial = RoomState("7")
+    await journal.create("7", initial)
+    history: list[e.Event] = [e.RoomCreated(1, "7", 0.0), e.PeerJoined(2, "a", 2, "d", 0.0)]
+    await append(journal, "7", history, 0)
+    snapshot, after = await journal.load("7")
+    assert replay(snapshot, after) == replay(initial, history)
+    state = replay(initial, history)
+    done = journal.append("7", signals(3, 4), 2, replay(state, signals(3, 4)))
+    if done is not None:
+        await done
+    snapshot, after = await journal.load("7")
+    assert snapshot == replay(state, signals(3, 4)) and after == []
+    assert await journal.read_after("7", 2) == signals(3, 4)
+    await journal.check()
 
 
 async def test_trimming_keeps_the_window_and_the_actors_snapshot_rebuilds_the_room() -> None:
@@ -72,10 +107,9 @@ async def test_byte_budget_applies_too() -> None:
     assert await journal.read_after("1", 2) is None
 
 
-async def test_unknown_rooms() -> None:
-    journal = MemoryJournal()
+async def test_unknown_rooms(journal: Journal) -> None:
     with pytest.raises(UnknownRoom):
-        journal.append("9", [], 0)
+        await append(journal, "9", [], 0)
     with pytest.raises(UnknownRoom):
         await journal.load("9")
     assert await journal.read_after("9", 0) is None

@@ -13,7 +13,7 @@ from signaling.config import Settings
 from signaling.telemetry.metrics import Metrics
 from signaling.transport.admission import Admission
 from signaling.transport.auth import Authenticator
-from signaling.transport.session import Phase, Refuse, Session, SessionError
+from signaling.transport.session import PING, Abort, Close, Phase, Refuse, Session, SessionError
 from tests.support.keys import SECRET, hs_token
 
 WALL = 1_800_000_000.0
@@ -41,7 +41,7 @@ def test_state_table_allows_only_listed_transitions() -> None:
     s.left(2.0)
     phases.append(s.phase)
     assert phases == [Phase.OPEN, Phase.IN_ROOM, Phase.OPEN]
-    s.closing()
+    s.closing(2.5)
     with pytest.raises(SessionError):
         s.opened(3.0)
     s.closed(3.0)
@@ -165,13 +165,13 @@ def test_failed_resumes_are_limited() -> None:
 def test_roomless_timeout() -> None:
     adm = admission(roomless_timeout=60.0)
     s = opened(adm, now=0.0)
-    assert s.due(59.0) is None
+    assert s.due(59.0, 59.0) is None
     s.entered(59.0)
-    assert s.due(500.0) is None  # in a room: no timeout
+    assert s.due(500.0, 500.0) is None  # in a room: no timeout
     s.left(500.0)
-    assert s.due(559.0) is None
-    close = s.due(560.0)
-    assert close is not None and close.code == 1008
+    assert s.due(559.0, 559.0) is None
+    close = s.due(560.0, 560.0)
+    assert isinstance(close, Close) and close.code == 1008
     assert adm.metrics.rejected["roomless_timeout"] == 1
 
 
@@ -196,9 +196,9 @@ def test_token_required_and_its_grant_applies() -> None:
     s.entered(100.0)
     # Expiry is enforced during the connection, on the loop clock.
     assert s.expires_at == 130.0
-    assert s.due(129.9) is None
-    close = s.due(130.0)
-    assert close is not None and close.code == 1008 and close.error is not None
+    assert s.due(129.9, 129.9) is None
+    close = s.due(130.0, 130.0)
+    assert isinstance(close, Close) and close.code == 1008 and close.error is not None
     assert close.error.code == "unauthorized"
     assert adm.metrics.rejected["token_expired"] == 1
 
@@ -209,3 +209,28 @@ def test_expired_token_is_refused_at_the_handshake() -> None:
     s = Session(adm, "127.0.0.2", 0.0)
     reject = s.handshake("127.0.0.2", "/", [("Authorization", f"Bearer {token}")], [], 0, WALL)
     assert reject is not None and reject.status == 401 and "expired" in reject.body
+
+
+def test_keepalive_pings_once_per_silence_then_aborts() -> None:
+    adm = admission(ping_interval=20.0, ping_timeout=10.0, roomless_timeout=1e6)
+    s = opened(adm, now=0.0)
+    assert s.due(19.0, 0.0) is None
+    assert s.due(21.0, 0.0) is PING
+    assert s.due(25.0, 0.0) is None  # pinged already; waiting for an answer
+    assert s.due(29.0, 28.0) is None  # it answered
+    assert s.due(49.0, 28.0) is PING  # silent again: a new ping
+    due = s.due(59.0, 28.0)
+    assert isinstance(due, Abort) and due.reason == "no pong"
+
+
+def test_handshake_and_close_timeouts() -> None:
+    adm = admission(handshake_timeout=10.0, close_timeout=5.0)
+    slow = Session(adm, "127.0.0.2", 0.0)
+    assert slow.due(10.0, 0.0) is None
+    due = slow.due(10.5, 0.0)
+    assert isinstance(due, Abort) and due.reason == "handshake timeout"
+    s = opened(adm, now=0.0)
+    s.closing(100.0)
+    assert s.due(104.0, 0.0) is None  # closing: no pings, no policy closes
+    due = s.due(105.5, 0.0)
+    assert isinstance(due, Abort) and due.reason == "close timeout"

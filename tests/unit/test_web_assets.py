@@ -85,3 +85,12 @@ def test_turn_settings(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="SIGNALING_TURN_TTL_S"):
         load([], {"SIGNALING_TURN_TTL_S": "1"})
     assert load([], {"SIGNALING_STUN_URLS": "stun:x:3478"}).stun_urls == ("stun:x:3478",)
+
+
+def test_platform_deploy_files() -> None:
+    """Procfile runs the package's entry point (which honours PORT); requirements.txt makes
+    buildpacks install the project itself, static files included."""
+    assert (ROOT / "Procfile").read_text() == "web: python -m signaling\n"
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    assert [line for line in lines if line and not line.startswith("#")] == ["."]
+    assert "Deploy to a platform" in (ROOT / "README.md").read_text()

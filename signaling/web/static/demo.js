@@ -1,13 +1,14 @@
 // The demo call page: everything goes through the published client (/client/*.js).
 // Query parameters: `room=4821` joins at once; `relay=1` forces TURN (iceTransportPolicy
-// "relay") to check a TURN set-up.
+// "relay") to check a TURN set-up; `token=<jwt>` when the server requires tokens.
 import { SignalingClient } from "/client/signaling.js";
 import { Mesh } from "/client/mesh.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
-const client = new SignalingClient(url, { rejoin: true });
+// `token=<jwt>` when the server requires tokens (SIGNALING_JWT_*).
+const client = new SignalingClient(url, { rejoin: true, token: params.get("token") || null });
 const rtcConfig = params.get("relay") === "1" ? { iceTransportPolicy: "relay" } : {};
 const mesh = new Mesh(client, { rtcConfig, dataChannel: "chat" });
 const states = new Map();
@@ -70,7 +71,9 @@ client.on("state", ({ state }) => {
 client.on("room", ({ roomId, created }) => {
   showError("");
   line(created ? `created room ${roomId}` : `joined room ${roomId}`);
-  history.replaceState(null, "", `?${new URLSearchParams({ ...Object.fromEntries(params), room: roomId })}`);
+  const query = { ...Object.fromEntries(params), room: roomId };
+  delete query.token; // an invitation link must not hand out the inviter's token
+  history.replaceState(null, "", `?${new URLSearchParams(query)}`);
   render();
 });
 client.on("peer_joined", ({ peerId }) => { line(`${short(peerId)} joined`); render(); });

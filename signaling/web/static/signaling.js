@@ -25,6 +25,7 @@ export const DEFAULTS = Object.freeze({
   jitter: 0.5, // 0: exact delays; 1: anywhere between 0 and the delay
   maxAttempts: Infinity, // reconnect attempts before giving up (then `resume_failed`)
   maxBuffered: 256, // signals kept while reconnecting
+  token: null, // JWT (or a function returning one, or a promise of one) when auth is on
 });
 
 // Close codes after which resuming makes no sense.
@@ -36,9 +37,14 @@ const ENTRY_ERRORS = new Set([
   "rooms_exhausted",
   "room_full",
   "overloaded",
+  "unavailable",
+  "rate_limited",
+  "unauthorized",
   "internal",
   "bad_message",
 ]);
+// Errors that make a resume worth asking again rather than giving up on the session.
+const TRANSIENT_ERRORS = new Set(["overloaded", "unavailable", "rate_limited"]);
 // Messages whose `seq` is the room's position, not a delivered event.
 const POSITION_MESSAGES = new Set(["room_created", "room_joined", "resumed"]);
 
@@ -128,8 +134,10 @@ export class Emitter {
 export class SignalingClient extends Emitter {
   /**
    * @param {string} url ws:// or wss:// address of the server (any path).
-   * @param {object} [options] see DEFAULTS; also `WebSocket`, `setTimeout`, `clearTimeout`
-   *   and `random` for environments and tests that bring their own.
+   * @param {object} [options] see DEFAULTS; `token` is sent as a `bearer.<jwt>`
+   *   subprotocol (v2) or `?token=` (v1), asked again for every reconnect when it is a
+   *   function; `WebSocket`, `setTimeout`, `clearTimeout` and `random` are for
+   *   environments and tests that bring their own.
    */
   constructor(url, options = {}) {
     super();
@@ -155,6 +163,7 @@ export class SignalingClient extends Emitter {
     this._queue = Promise.resolve();
     this._outbox = [];
     this._opened = null;
+    this._generation = 0; // bumped per socket attempt; a stale token answer is dropped
     this._userClosed = false;
   }
 
@@ -165,7 +174,7 @@ export class SignalingClient extends Emitter {
 
   /** Open the socket (create/join do it for you). Resolves once it is open. */
   connect() {
-    if (this.ws && (this.state === "open" || this.state === "connecting")) return this._opened;
+    if (this._opened && (this.state === "open" || this.state === "connecting")) return this._opened;
     if (this.state === "reconnecting") this._abandonSession();
     this._userClosed = false;
     return this._open("connecting");
@@ -227,6 +236,7 @@ export class SignalingClient extends Emitter {
   /** Close for good: no resume; the server lets the v2 peer go after its grace period. */
   close() {
     this._userClosed = true;
+    this._generation += 1;
     this._cancelTimer();
     const ws = this.ws;
     this.ws = null;
@@ -258,9 +268,42 @@ export class SignalingClient extends Emitter {
 
   _open(state) {
     this._setState(state);
-    const ws = new this._WebSocket(this.url, this.protocol === 2 ? [V2_SUBPROTOCOL] : []);
+    const generation = ++this._generation;
+    const token =
+      typeof this.options.token === "function" ? this.options.token() : this.options.token;
+    if (token && typeof token.then === "function") {
+      // A token source (fresh JWTs expire): the socket opens once it has answered.
+      this.ws = null;
+      this._opened = Promise.resolve(token).then(
+        (value) => {
+          if (generation !== this._generation) throw new SignalingError("closed", "Superseded");
+          return this._socket(value);
+        },
+        (err) => {
+          if (generation === this._generation) this._onClose({ code: 1006, reason: "token" });
+          throw err;
+        },
+      );
+    } else {
+      this._opened = this._socket(token);
+    }
+    this._opened.catch(() => {});
+    return this._opened;
+  }
+
+  _socket(token) {
+    let url = this.url;
+    const protocols = this.protocol === 2 ? [V2_SUBPROTOCOL] : [];
+    if (token && this.protocol === 2) {
+      protocols.push(`bearer.${token}`); // browsers cannot set an Authorization header
+    } else if (token) {
+      const withToken = new URL(url);
+      withToken.searchParams.set("token", token);
+      url = withToken.toString();
+    }
+    const ws = new this._WebSocket(url, protocols);
     this.ws = ws;
-    this._opened = new Promise((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       ws.onopen = () => {
         if (ws !== this.ws) return;
         resolve();
@@ -277,8 +320,6 @@ export class SignalingClient extends Emitter {
       };
       ws.onerror = () => {}; // a close event follows
     });
-    this._opened.catch(() => {});
-    return this._opened;
   }
 
   _onOpen() {
@@ -388,13 +429,18 @@ export class SignalingClient extends Emitter {
     const code = msg.code ?? "error";
     const message = msg.message ?? "";
     if (this._resuming) {
-      if (code === "overloaded") {
-        // The room is busy, not gone: ask again a little later on the same socket.
+      if (TRANSIENT_ERRORS.has(code)) {
+        // The room is busy or its journal hiccuped, not gone: ask again a little later on
+        // the same socket (after `retryAfterMs` when the server says how long).
         const ws = this.ws;
+        const delay =
+          typeof msg.retryAfterMs === "number"
+            ? msg.retryAfterMs
+            : backoffDelay(this._attempt++, this.options, this._random);
         this._timer = this._setTimeout(() => {
           this._timer = null;
-          if (ws === this.ws) this._onOpen();
-        }, backoffDelay(this._attempt++, this.options, this._random));
+          if (ws === this.ws && ws !== null) this._onOpen();
+        }, delay);
         return;
       }
       this._resumeFailed(code, message);
@@ -479,6 +525,7 @@ export class SignalingClient extends Emitter {
 
   _abandonSession() {
     // The application wants something else (a new room, leave): forget the old session.
+    this._generation += 1;
     this._cancelTimer();
     this._resuming = false;
     this._attempt = 0;

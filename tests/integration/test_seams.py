@@ -1,0 +1,95 @@
+"""Where separately built parts meet: admission accounting, the session state machine
+and the room-entry protocol, checked from outside on the integrated server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from signaling.transport.server import Server
+from tests.integration.conftest import StartServer
+from tests.support.client import Client
+from tests.support.waiting import eventually
+
+HOME = "127.0.0.1"
+
+
+async def client(server: Server, address: str = HOME, v2: bool = False, **kw: Any) -> Client:
+    return await Client.open(server, v2, name=address, local_addr=(address, 0), **kw)
+
+
+def held(server: Server, address: str = HOME) -> tuple[int, int]:
+    table = server.hub.admission.addresses
+    return table.connections_held(address), table.rooms_held(address)
+
+
+async def released(server: Server, address: str = HOME, rooms: int = 0) -> None:
+    await eventually(lambda: held(server, address) == (0, rooms), what=f"{address} released")
+    adm = server.hub.admission
+    await eventually(lambda: adm.websockets == 0 and adm.sockets == 0, what="sockets released")
+
+
+async def test_takeover_resume_releases_both_sockets(start_server: StartServer) -> None:
+    server = await start_server()
+    a = await client(server, v2=True)
+    room = (await a.create())["roomId"]
+    b = await client(server, "127.0.0.5", v2=True)
+    await b.join(room)
+    await a.expect("peer_joined")
+    # b resumes from a new socket while the old one still looks alive: takeover (4001).
+    b2 = await client(server, "127.0.0.6", v2=True)
+    await b2.send(
+        {"type": "resume", "roomId": room, "peerId": b.my_id, "resumeToken": b.token, "lastSeq": 0}
+    )
+    await b2.expect("resumed")
+    assert (await b.closed())[0] == 4001
+    await a.send({"type": "signal", "payload": "after takeover"})
+    assert (await b2.expect("signal"))["payload"] == "after takeover"
+    for c in (a, b2):
+        await c.close()
+    await released(server, HOME, rooms=1)
+    assert held(server, "127.0.0.5") == (0, 0) and held(server, "127.0.0.6") == (0, 0)
+
+
+async def test_expiry_releases_rooms_and_connections(start_server: StartServer) -> None:
+    server = await start_server(room_timeout_ms=300, resume_grace_ms=60_000)
+    a = await client(server, v2=True)
+    room = (await a.create())["roomId"]
+    b = await client(server, v2=False)
+    await b.join(room)
+    c = await client(server, v2=True)
+    await c.join(room)
+    c.drop()  # detached, inside its grace period when the room expires
+    assert (await a.closed())[0] == 4000
+    assert (await b.closed())[0] == 4000
+    await released(server)
+
+
+async def test_refused_create_leaves_the_client_in_its_room(start_server: StartServer) -> None:
+    server = await start_server(rooms_per_address=1)
+    a = await client(server)
+    room = (await a.create())["roomId"]
+    b = await client(server, "127.0.0.7")
+    await b.join(room)
+    await a.send({"type": "create"})
+    assert (await a.recv())["code"] == "rate_limited"
+    await a.send({"type": "signal", "payload": "still here"})
+    assert (await b.recv())["payload"] == "still here"
+
+
+async def test_an_ipv6_scanner_cannot_rotate_through_its_slash_64(
+    start_server: StartServer,
+) -> None:
+    """Behind a trusted proxy, each connection claims another address of one /64: the
+    failed-join guard still sees one client."""
+    server = await start_server(trusted_proxies="127.0.0.0/8", failed_join_rate="3/10min")
+
+    async def join_from(address: str) -> dict[str, Any]:
+        c = await client(server, additional_headers={"X-Forwarded-For": address})
+        await c.send({"type": "join", "roomId": "1000"})
+        reply = await c.recv()
+        await c.close()
+        return reply
+
+    codes = [(await join_from(f"2001:db8:7:7::{n:x}"))["code"] for n in range(1, 6)]
+    assert codes == ["room_not_found"] * 3 + ["rate_limited"] * 2
+    assert (await join_from("2001:db8:7:8::1"))["code"] == "room_not_found"  # next /64
