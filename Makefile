@@ -64,7 +64,7 @@ test: $(VENV)/.installed compat-deps lint typecheck
 # than `make test` runs; FUZZ_EXAMPLES=N to change, about 250 examples a second.
 FUZZ_EXAMPLES ?= 200000
 fuzz: $(VENV)/.installed
-	SIGNALING_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
+	SIGNALING_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider --timeout=0 \
 		tests/adversarial/test_frame_differential.py -k agrees $(PYTEST_ARGS)
 
 # The suite against the compiled build (CI runs it before `make test`, which is pure).

@@ -4,11 +4,16 @@ Why not the ``websockets.asyncio`` server: it runs a coroutine per connection an
 coroutine per ``send``. Here bytes are parsed in ``data_received`` and a message goes
 straight into its room's mailbox, with no task, future or coroutine of its own; frames
 for a client are queued in a list and written with one ``writelines`` per event-loop
-turn (see ``Hub.mark_dirty``). The websockets library still does all the protocol work
-(handshake, framing, UTF-8 and size limits, ping/pong and close handshakes).
+turn (see ``Hub.mark_dirty``). The websockets library still does the protocol work
+(handshake validation, frame parsing and checks, size limits, ping/pong and close
+handshakes); the connection takes whole final text frames itself at the frame boundaries
+it tracks (``framing``), reads HTTP request heads before the upgrade (``http``) and
+checks UTF-8.
 
-A client that does not read cannot hurt others: its unsent bytes are bounded and when
-they overflow it alone is disconnected.
+Memory per connection is bounded whatever bytes arrive (README "Errors and limits"):
+one incomplete frame, one fragmented message whose frames each count at least
+``FRAGMENT_COST`` bytes, and unsent bytes (pongs included) up to the send buffer; a
+client that does not read is disconnected alone when they overflow.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ class _NoWireTraces(logging.Filter):
 
 _ws_log.logger.addFilter(_NoWireTraces())
 
-OPEN, CONNECTING = State.OPEN, State.CONNECTING
+OPEN, CONNECTING, CLOSING = State.OPEN, State.CONNECTING, State.CLOSING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 CLOSE = Opcode.CLOSE
 V2 = Subprotocol(wire.V2_SUBPROTOCOL)
@@ -167,8 +172,12 @@ class Connection(asyncio.Protocol):
                 self._frames_in(data, pos)
             elif state is CONNECTING:
                 self._request_in(data)
-            else:  # closing: websockets reads the peer's close frame or discards
-                self._feed(data)
+            else:  # closing: websockets reads the peer's close frame, one frame at a time
+                if self._partial is not None:  # a fast-path frame cut by TCP: hand it over
+                    partial, self._partial = self._partial, None
+                    self._skip = self._partial_size - len(partial)
+                    self._feed(bytes(partial))
+                self._frames_in(data)
             self._pump()
         except Exception:
             # A bug, not the client's fault, but client bytes reached it: one line per
@@ -192,8 +201,9 @@ class Connection(asyncio.Protocol):
             self.abort()
 
     def _frames_in(self, data: bytes, pos: int = 0) -> None:
-        """Frames of an open connection: the fast path at frame boundaries, websockets
-        for everything else, one whole frame at a time (see ``framing``).
+        """Frames of an open (or closing) connection: the fast path at frame boundaries
+        while open, websockets for everything else, one whole frame at a time (see
+        ``framing``), so that one read never becomes thousands of frame objects at once.
 
         ``_skip`` counts the bytes websockets still needs to finish the frame it is in,
         ``_head`` is the start of a header it holds whose length is not known yet; both
@@ -202,7 +212,8 @@ class Connection(asyncio.Protocol):
         ws = self.ws
         n = len(data)
         while pos < n:
-            if ws.state is not OPEN:  # failed or closing: websockets discards the rest
+            state = ws.state
+            if state is not OPEN and state is not CLOSING:
                 self._feed(data[pos:] if pos else data)
                 return
             skip = self._skip
@@ -223,7 +234,7 @@ class Connection(asyncio.Protocol):
                 self._head = b""
                 self._skip = size - len(head)
                 continue
-            if ws.current_size is None:
+            if state is OPEN and ws.current_size is None:
                 pos = self._take_text_frames(data, pos)
                 if pos == n or self.closed:
                     return
@@ -807,8 +818,8 @@ class Connection(asyncio.Protocol):
             self.ws.send_ping(os.urandom(4))
             self._pump()
         elif isinstance(due, Close):
-            if due.error is not None:
-                self._refuse(due.error)
+            if due.error is not None:  # the reply only: the close carries due's reason
+                self.error(due.error.code, due.error.message)
             self.close(due.code, due.reason)
         else:
             if due.reason == "no pong":

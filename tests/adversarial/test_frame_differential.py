@@ -79,7 +79,14 @@ class Recorded(Connection):
         self.record.append(("error", code))
 
 
-def through_server(hub: Hub, segments: list[bytes], eof: bool) -> tuple[Record, bytes, bool]:
+Outcome = tuple[Record, bytes, bool]
+
+
+def through_server(
+    hub: Hub, segments: list[bytes], eof: bool, close_at: int | None = None
+) -> Outcome:
+    """``close_at``: the server starts the closing handshake (as on shutdown) after that
+    many segments."""
     conn = Recorded(hub)
     conn.record = []
     transport = FakeTransport()
@@ -87,10 +94,14 @@ def through_server(hub: Hub, segments: list[bytes], eof: bool) -> tuple[Record, 
     conn.data_received(HANDSHAKE)
     assert conn.ws.state is State.OPEN
     transport.written.clear()
-    for segment in segments:
+    for i, segment in enumerate(segments):
+        if i == close_at:
+            conn.close(1001, "going away")
         if transport.closed:
             break
         conn.data_received(segment)
+    if close_at == len(segments):
+        conn.close(1001, "going away")
     if eof and not transport.closed:
         conn.eof_received()
     conn.connection_lost(None)
@@ -117,6 +128,13 @@ class Reference:
         assert isinstance(request, Request)
         self.ws.send_response(self.ws.accept(request))
         self.ws.data_to_send()
+
+    def close(self) -> None:
+        """The server starts the closing handshake; messages after it are not handled."""
+        if self.ws.state is State.OPEN:
+            self.failed = True
+            self.ws.send_close(1001, "going away")
+            self.written += self.ws.data_to_send()
 
     def feed(self, data: bytes | None) -> None:
         ws = self.ws
@@ -162,15 +180,21 @@ class Reference:
             self.ws.fail(1007, "invalid UTF-8")
 
 
-def through_reference(segments: list[bytes], eof: bool) -> tuple[Record, bytes, bool]:
+def through_reference(segments: list[bytes], eof: bool, close_at: int | None = None) -> Outcome:
     """One byte at a time: each message is handled before the next byte is parsed, so
-    the answer depends on the byte stream only, never on where TCP cut it."""
+    the answer depends on the byte stream only, never on where TCP cut it (except
+    where the server started closing)."""
     ref = Reference()
     stream = b"".join(segments)
+    closing_at = -1 if close_at is None else sum(len(s) for s in segments[:close_at])
     for i in range(len(stream)):
+        if i == closing_at:
+            ref.close()
         if ref.closed:
             break
         ref.feed(stream[i : i + 1])
+    if closing_at == len(stream):
+        ref.close()
     if eof and not ref.closed:
         ref.feed(None)
     return ref.record, b"".join(ref.written), ref.closed
@@ -248,7 +272,7 @@ def frames(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
-def streams(draw: st.DrawFn) -> tuple[list[bytes], bool]:
+def streams(draw: st.DrawFn) -> tuple[list[bytes], bool, int | None]:
     parts = draw(st.lists(frames(), min_size=1, max_size=8))
     if draw(st.integers(0, 9)) == 0:
         parts.append(draw(st.binary(min_size=1, max_size=20)))  # trailing garbage
@@ -270,7 +294,8 @@ def streams(draw: st.DrawFn) -> tuple[list[bytes], bool]:
     points = sorted({c for c in cuts if 0 < c < len(stream)})
     edges = [0, *points, len(stream)]
     segments = [stream[a:b] for a, b in itertools.pairwise(edges)]
-    return segments, draw(st.booleans())
+    close_at = draw(st.none() | st.none() | st.integers(0, len(segments)))
+    return segments, draw(st.booleans()), close_at
 
 
 @pytest.fixture(scope="module")
@@ -301,9 +326,13 @@ def hub() -> Iterator[Hub]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(streams())
-def test_server_path_agrees_with_websockets(hub: Hub, stream: tuple[list[bytes], bool]) -> None:
-    segments, eof = stream
-    assert through_server(hub, segments, eof) == through_reference(segments, eof)
+def test_server_path_agrees_with_websockets(
+    hub: Hub, stream: tuple[list[bytes], bool, int | None]
+) -> None:
+    segments, eof, close_at = stream
+    assert through_server(hub, segments, eof, close_at) == through_reference(
+        segments, eof, close_at
+    )
 
 
 def test_a_payload_that_looks_like_a_frame_stays_payload(hub: Hub) -> None:

@@ -11,7 +11,17 @@ from websockets.frames import Frame, Opcode
 
 from signaling.transport.server import Server
 from tests.adversarial.adversary import Room, signal
-from tests.adversarial.wsframes import HANDSHAKE, PING, TEXT, encode, header_end, smuggling, text
+from tests.adversarial.wsframes import (
+    CLOSE,
+    HANDSHAKE,
+    PING,
+    TEXT,
+    encode,
+    header_end,
+    server_frames,
+    smuggling,
+    text,
+)
 from tests.integration.conftest import StartServer
 from tests.support.client import Client
 
@@ -228,4 +238,28 @@ async def test_limits_are_the_configured_ones(start_server: StartServer) -> None
         encode(TEXT, b"[", fin=False) + encode(Opcode.CONT, b"", fin=False) * 16
     )
     assert (await room.raw.close_frame()).code == 1009
+    await room.close()
+
+
+async def test_a_frame_cut_when_the_server_starts_closing_keeps_the_stream_aligned(
+    server: Server,
+) -> None:
+    """The fast path holds the first part of a cut frame; the server then starts the
+    closing handshake (shutdown, a timeout): websockets takes the frame over, so the
+    pings and the close reply that follow are read as frames, not as payload."""
+    room = await Room.open(server)
+    frame = signal("x" * 1000)
+    await room.segment(frame[:100])
+    room.conn.close(1001, "going away")
+    pings = b"".join(encode(PING, b"%d" % n) for n in range(50))
+    await room.raw.send_bytes(frame[100:] + pings + encode(CLOSE, (1001).to_bytes(2, "big")))
+    raw = room.raw
+    received = b""
+    async with asyncio.timeout(10):  # failure guard: the server closes the TCP connection
+        while chunk := await raw.loop.sock_recv(raw.sock, 65536):
+            received += chunk
+    frames = server_frames(received)
+    assert frames[0][0] == CLOSE and frames[0][1][:2] == (1001).to_bytes(2, "big")
+    assert [data for op, data in frames if op == Opcode.PONG] == [b"%d" % n for n in range(50)]
+    await room.listener.silent(0.05)  # a message completed after the close is not relayed
     await room.close()

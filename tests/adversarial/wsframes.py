@@ -61,3 +61,19 @@ def header_end(frame: bytes) -> int:
     length = frame[1] & 0x7F
     head = 2 + (2 if length == 126 else 8 if length == 127 else 0)
     return head + (4 if frame[1] & 0x80 else 0)
+
+
+def server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """Split unmasked server frames (opcode, payload); a trailing partial frame is an error."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        n, head = data[pos + 1] & 0x7F, 2
+        if n == 126:
+            n, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
+        elif n == 127:
+            n, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+        assert pos + head + n <= len(data), "incomplete frame"
+        out.append((data[pos] & 0x0F, data[pos + head : pos + head + n]))
+        pos += head + n
+    return out

@@ -115,8 +115,7 @@ async def test_expiry_closes_a_live_connection(start_server: StartServer) -> Non
     # Nothing to do but wait for the server: the token runs out during the connection.
     msg = await short.expect("error", timeout=10)
     assert msg["code"] == "unauthorized"
-    code, _ = await short.closed()
-    assert code == 1008
+    assert await short.closed() == (1008, "token expired")
     assert server.hub.metrics.rejected["token_expired"] == 1
     await long.send({"type": "signal", "payload": "alone now"})
     assert not long.ws.close_code
