@@ -5,7 +5,8 @@
 # CPU-second, exactly-once verdict). For the comparison with the Node seed and PeerJS,
 # use `make bench-shared` (../shared/bench).
 #
-# Env: PYTHON (default .venv/bin/python), SERVER_CPU (0), LG_CPU (1), ROOMS (50),
+# Env: PYTHON (default .venv/bin/python; `make bench` passes the compiled build's),
+#      SERVER_CPU (0), LG_CPU (1), ROOMS (50),
 #      WINDOW (16), DURATION (5), WARMUP (1), PEERS ("2 4"), PROTOCOL (1), PORT (free),
 #      LOADTEST_ARGS (extra arguments for the load tool, e.g. --coalesce)
 set -euo pipefail
@@ -24,7 +25,7 @@ for peers in ${PEERS:-2 4}; do
     log=$(mktemp -t signaling-bench-XXXXXX.log)
     # shellcheck disable=SC2046  # pin's output is a list of words
     PORT=$PORT HOST=127.0.0.1 SIGNALING_METRICS_PORT_NUMBER=0 \
-        $(pin "$SERVER_CPU") "$PYTHON" -m signaling >"$log" 2>&1 &
+        $(pin "$SERVER_CPU") "$PYTHON" -P -m signaling >"$log" 2>&1 &
     server=$!
     trap 'kill -TERM $server 2>/dev/null || true' EXIT
     for _ in $(seq 100); do
@@ -33,7 +34,7 @@ for peers in ${PEERS:-2 4}; do
     done
     echo "== P=$peers (server pid $server on CPU $SERVER_CPU, load tool on CPU $LG_CPU)"
     # shellcheck disable=SC2086,SC2046  # LOADTEST_ARGS and pin's output are lists of words
-    $(pin "$LG_CPU") "$PYTHON" -m signaling.loadtest "ws://127.0.0.1:$PORT/" -q \
+    $(pin "$LG_CPU") "$PYTHON" -P -m signaling.loadtest "ws://127.0.0.1:$PORT/" -q \
         --rooms "${ROOMS:-50}" --peers "$peers" --protocol "${PROTOCOL:-1}" \
         --window "${WINDOW:-16}" --duration "${DURATION:-5}" --warmup "${WARMUP:-1}" \
         --source-cidr 127.5.0.0/16 --server-pid "$server" ${LOADTEST_ARGS:-} || status=$?

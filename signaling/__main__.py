@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from signaling import config
 from signaling.telemetry import logs
 from signaling.transport.admission import preflight
-from signaling.transport.server import run
+from signaling.transport.server import ListenError, run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop_factory = uvloop.new_event_loop
     logging.getLogger("signaling").debug("event loop: %s", "uvloop" if loop_factory else "asyncio")
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(run(settings))
+        try:
+            runner.run(run(settings))
+        except ListenError as exc:  # a port in use is the user's to fix, not a traceback
+            print(f"signaling: cannot listen: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

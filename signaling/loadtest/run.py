@@ -112,8 +112,12 @@ class Run:
         results = await asyncio.gather(*(open_one(p) for p in self.peers), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
+            hint = ""
+            if plan.source_cidr is None and any(" 429 " in str(f) for f in failures):
+                hint = " (a per-address limit: spread the sockets with --source-cidr)"
             raise SetupError(
-                f"{len(failures)} of {len(self.peers)} connections failed; first: {failures[0]!r}"
+                f"{len(failures)} of {len(self.peers)} connections failed; "
+                f"first: {failures[0]!r}{hint}"
             )
 
     async def form_rooms(self) -> None:

@@ -84,7 +84,7 @@ HEALTH_PATHS = ("/healthz", "/readyz")
 FRAGMENT_COST = 64
 
 
-def _select_subprotocol(_: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+def _select_subprotocol(offered: Sequence[Subprotocol]) -> Subprotocol | None:
     """v2 when asked for; anything else (including nothing) is the seed protocol, v1."""
     return V2 if V2 in offered else None
 
@@ -124,10 +124,12 @@ class Connection(asyncio.Protocol):
         self._partial_size = 0
         self.ws = ServerProtocol(
             subprotocols=[V2],
-            select_subprotocol=_select_subprotocol,
             max_size=hub.settings.max_message_bytes,
             logger=_ws_log,
         )
+        # Set on the instance, not passed as ``select_subprotocol=``: websockets binds that
+        # argument with ``__get__``, which mypyc-compiled functions do not have.
+        self.ws.select_subprotocol = _select_subprotocol  # type: ignore[method-assign,assignment]
         self.transport: asyncio.Transport
         # Admission and protocol state (sans-I/O); the per-message buckets are read
         # directly on the hot path.

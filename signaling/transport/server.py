@@ -32,6 +32,10 @@ from signaling.web.assets import Assets
 log = logging.getLogger("signaling.transport.server")
 
 
+class ListenError(Exception):
+    """A port cannot be bound (in use, no permission): a start-up error, not a crash."""
+
+
 class Hub:
     def __init__(
         self,
@@ -133,14 +137,17 @@ class Server:
         loop = hub.loop
         host = s.host or None
         certs = self.certificates
-        self._listener = await loop.create_server(
-            lambda: Connection(hub),
-            host,
-            s.port,
-            reuse_address=True,
-            backlog=4096,
-            ssl=certs.listener if certs is not None else None,
-        )
+        try:
+            self._listener = await loop.create_server(
+                lambda: Connection(hub),
+                host,
+                s.port,
+                reuse_address=True,
+                backlog=4096,
+                ssl=certs.listener if certs is not None else None,
+            )
+        except OSError as exc:
+            raise ListenError(f"PORT {s.port}: {exc.strerror or exc}") from None
         self.port = self._listener.sockets[0].getsockname()[1]
         if s.metrics_port:
             registry = hub.metrics.registry()
@@ -148,7 +155,13 @@ class Server:
             async def admin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 await _serve_admin(reader, writer, lambda: generate_latest(registry))
 
-            self._admin = await asyncio.start_server(admin, host, s.metrics_port)
+            try:
+                self._admin = await asyncio.start_server(admin, host, s.metrics_port)
+            except OSError as exc:
+                self._listener.close()
+                raise ListenError(
+                    f"SIGNALING_METRICS_PORT_NUMBER {s.metrics_port}: {exc.strerror or exc}"
+                ) from None
             self.metrics_port = self._admin.sockets[0].getsockname()[1]
         self._sweeper = loop.create_task(self._sweep())
         hub.ready = True

@@ -8,6 +8,7 @@ one abusive address is limited while the others are served.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -312,3 +313,24 @@ async def test_a_ping_flood_is_limited_like_messages(start_server: StartServer) 
     assert server.hub.metrics.rate_limited["messages"] >= 200
     assert server.hub.metrics.rejected["abuse"] == 1
     flooder.close()
+
+
+async def test_a_16_mb_burst_cannot_push_a_reading_member_out(start_server: StartServer) -> None:
+    """A member reading continuously was cut as a slow consumer when another burst 16 MB:
+    the byte limit refuses the burst at the sender instead."""
+    server = await start_server()
+    burster = await client(server, ATTACKER, max_queue=None)
+    room = (await burster.create())["roomId"]
+    reader = await client(server, "127.0.0.3", max_queue=None)
+    await reader.join(room)
+    chunk = json.dumps({"type": "signal", "payload": {"blob": "x" * 60_000}})
+    with contextlib.suppress(ConnectionClosed):
+        for _ in range(270):  # 16.2 MB
+            await burster.send(chunk)
+    await burster.drain(quiet=1.0)
+    assert (await burster.closed())[0] == 1008
+    got = await reader.drain(quiet=1.0)
+    assert 30 <= len(got) < 100  # the 2 MiB burst and what refilled meanwhile
+    assert reader.ws.close_code is None, "the reading member was not disconnected"
+    assert server.hub.metrics.slow_consumers == 0
+    assert server.hub.metrics.rate_limited["bytes"] >= 200

@@ -132,6 +132,9 @@ async def test_activity_postpones_expiry(start_server: StartServer) -> None:
 @pytest.fixture
 def explosive_decide(monkeypatch: pytest.MonkeyPatch) -> None:
     """The actor's ``decide`` raises for a signal whose payload is the JSON string "boom"."""
+    if not str(signaling.rooms.actor.__file__).endswith(".py"):
+        # mypyc binds the call at build time; the pure run (make test) covers the crash.
+        pytest.skip("compiled actor: decide cannot be replaced at run time")
 
     def decide(state: RoomState, command: c.Command) -> Decision:
         if type(command) is c.Signal and command.payload == '"boom"':

@@ -3,11 +3,16 @@ and the room-entry protocol, checked from outside on the integrated server."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from typing import Any
 
 from signaling.transport.server import Server
 from tests.integration.conftest import StartServer
 from tests.support.client import Client
+from tests.support.keys import SECRET, claims, hs_token
 from tests.support.waiting import eventually
 
 HOME = "127.0.0.1"
@@ -42,6 +47,8 @@ async def test_takeover_resume_releases_both_sockets(start_server: StartServer) 
     )
     await b2.expect("resumed")
     assert (await b.closed())[0] == 4001
+    # The old socket's end (a disconnect) must not detach the peer its successor holds.
+    await eventually(lambda: len(server.hub.connections) == 2, what="old socket gone")
     await a.send({"type": "signal", "payload": "after takeover"})
     assert (await b2.expect("signal"))["payload"] == "after takeover"
     for c in (a, b2):
@@ -93,3 +100,56 @@ async def test_an_ipv6_scanner_cannot_rotate_through_its_slash_64(
     codes = [(await join_from(f"2001:db8:7:7::{n:x}"))["code"] for n in range(1, 6)]
     assert codes == ["room_not_found"] * 3 + ["rate_limited"] * 2
     assert (await join_from("2001:db8:7:8::1"))["code"] == "room_not_found"  # next /64
+
+
+def test_a_port_in_use_exits_2_naming_it_without_a_traceback() -> None:
+    """`make run` next to another server on 8080 (the Node seed, say)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for env, named in (
+            ({"PORT": str(port), "SIGNALING_METRICS_PORT_NUMBER": "0"}, f"PORT {port}"),
+            (
+                {"PORT": "0", "SIGNALING_METRICS_PORT_NUMBER": str(port)},
+                f"SIGNALING_METRICS_PORT_NUMBER {port}",
+            ),
+        ):
+            proc = subprocess.run(
+                [sys.executable, "-m", "signaling"],
+                env={**os.environ, "HOST": "127.0.0.1", **env},
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert proc.returncode == 2, proc.stderr
+            assert f"cannot listen: {named}" in proc.stderr, proc.stderr
+            assert "Traceback" not in proc.stderr, proc.stderr
+
+
+async def test_a_room_bound_creator_can_resume_the_room_it_created(
+    start_server: StartServer,
+) -> None:
+    """A token bound to a room that may also create (``create: true``) gets a room with a
+    fresh id; after a network blip its holder must get that room back by resume token."""
+    server = await start_server(jwt_secret=SECRET)
+    token = hs_token(claims(room="4242", create=True))
+    headers = {"Authorization": f"Bearer {token}"}
+    a = await client(server, v2=True, additional_headers=headers)
+    created = await a.create()
+    a.drop()
+    back = await client(server, v2=True, additional_headers=headers)
+    await back.send(
+        {
+            "type": "resume",
+            "roomId": created["roomId"],
+            "peerId": created["myId"],
+            "resumeToken": created["resumeToken"],
+            "lastSeq": created["seq"],
+        }
+    )
+    assert (await back.recv())["type"] == "resumed"
+    # The claim still holds for entering other rooms.
+    await back.send({"type": "join", "roomId": "1000"})
+    assert (await back.recv())["code"] == "unauthorized"

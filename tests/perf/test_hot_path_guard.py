@@ -19,10 +19,11 @@ from signaling.transport.connection import Connection
 from tests.perf.hotpath import compiled, measure
 
 # Python-level calls of server code per relayed signal (rooms of 3, 8 signals in flight
-# per peer). Measured 15.9 when this guard was written; the ceiling leaves room for how
+# per peer). Measured 15.9 when this guard was written, 18.0 once the abuse limits
+# (admission, UTF-8 check) joined the path; the ceiling leaves room for how
 # messages happen to batch, not for a new layer per message. Lower it when the hot path
 # gets cheaper; raising it needs a reason in the commit message.
-CALL_BUDGET = 19.0
+CALL_BUDGET = 20.0
 
 pytestmark = pytest.mark.skipif(
     compiled(), reason="counts Python-level calls: runs against the pure-Python package"
