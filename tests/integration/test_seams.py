@@ -3,6 +3,7 @@ and the room-entry protocol, checked from outside on the integrated server."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -153,3 +154,25 @@ async def test_a_room_bound_creator_can_resume_the_room_it_created(
     # The claim still holds for entering other rooms.
     await back.send({"type": "join", "roomId": "1000"})
     assert (await back.recv())["code"] == "unauthorized"
+
+
+async def test_handshakes_refused_after_admission_give_their_slot_back(
+    start_server: StartServer,
+) -> None:
+    """Admission counts the connection before websockets checks the upgrade headers: a
+    400 from websockets must still give the address's slot back."""
+    server = await start_server(connections_per_address=2, handshake_rate="1000/s")
+    bad = (
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"  # no Sec-WebSocket-Key
+    )
+    for _ in range(5):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(bad)
+        assert (await reader.read()).startswith(b"HTTP/1.1 400")
+        writer.close()
+    await released(server)
+    a, b = await client(server), await client(server)  # both slots are free
+    await a.create()
+    await b.close()
+    await a.close()
