@@ -271,6 +271,7 @@ class ConnectionLimits:
         "msg_tokens",
         "refused",
         "stamp",
+        "strike_rate",
         "strikes",
     )
 
@@ -281,7 +282,9 @@ class ConnectionLimits:
         self.byte_rate = bytes_.per_second if not bytes_.unlimited else math.inf
         self.byte_burst = self.byte_tokens = bytes_.burst if not bytes_.unlimited else math.inf
         self.stamp = now
-        self.strikes = TokenBucket(strikes, now) if not strikes.unlimited else None
+        # Made at the first refusal: most connections never need one.
+        self.strike_rate = strikes
+        self.strikes: TokenBucket | None = None
         self.refused = ""  # which limit refused the last refused message
 
     def admit(self, now: float, size: int) -> float:
@@ -312,5 +315,9 @@ class ConnectionLimits:
 
     def strike(self, now: float) -> bool:
         """Count one refused message; False when the client has run out of strikes."""
+        if self.strike_rate.unlimited:
+            return True
         strikes = self.strikes
-        return strikes is None or strikes.take(now)
+        if strikes is None:
+            strikes = self.strikes = TokenBucket(self.strike_rate, now)
+        return strikes.take(now)

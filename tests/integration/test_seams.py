@@ -12,6 +12,7 @@ from typing import Any
 from signaling.transport.server import Server
 from tests.integration.conftest import StartServer
 from tests.support.client import Client
+from tests.support.keys import SECRET, claims, hs_token
 from tests.support.waiting import eventually
 
 HOME = "127.0.0.1"
@@ -125,3 +126,30 @@ def test_a_port_in_use_exits_2_naming_it_without_a_traceback() -> None:
             assert proc.returncode == 2, proc.stderr
             assert f"cannot listen: {named}" in proc.stderr, proc.stderr
             assert "Traceback" not in proc.stderr, proc.stderr
+
+
+async def test_a_room_bound_creator_can_resume_the_room_it_created(
+    start_server: StartServer,
+) -> None:
+    """A token bound to a room that may also create (``create: true``) gets a room with a
+    fresh id; after a network blip its holder must get that room back by resume token."""
+    server = await start_server(jwt_secret=SECRET)
+    token = hs_token(claims(room="4242", create=True))
+    headers = {"Authorization": f"Bearer {token}"}
+    a = await client(server, v2=True, additional_headers=headers)
+    created = await a.create()
+    a.drop()
+    back = await client(server, v2=True, additional_headers=headers)
+    await back.send(
+        {
+            "type": "resume",
+            "roomId": created["roomId"],
+            "peerId": created["myId"],
+            "resumeToken": created["resumeToken"],
+            "lastSeq": created["seq"],
+        }
+    )
+    assert (await back.recv())["type"] == "resumed"
+    # The claim still holds for entering other rooms.
+    await back.send({"type": "join", "roomId": "1000"})
+    assert (await back.recv())["code"] == "unauthorized"
