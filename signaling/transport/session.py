@@ -258,14 +258,18 @@ class Session:
     def may_resume(self, room_id: str, now: float) -> Refuse | None:
         """Resumes are decided by the room's actor, later: pipelined attempts would all
         pass a check made now. So every attempt is charged up front and a successful one
-        is refunded (``resumed``)."""
-        return self._may_enter(room_id, "failed_resumes", now, charge=True)
+        is refunded (``resumed``).
+
+        A token's ``room`` claim is not checked: the resume token proves membership, and
+        only that room's members were given one. A room-bound token that may create gets
+        a room with a fresh id, and its holder must get that room back after a blip."""
+        return self._may_enter(room_id, "failed_resumes", now, charge=True, claim=False)
 
     def _may_enter(
-        self, room_id: str, kind: str, now: float, *, charge: bool = False
+        self, room_id: str, kind: str, now: float, *, charge: bool = False, claim: bool = True
     ) -> Refuse | None:
         grant = self.grant
-        if grant is not None and not grant.may_enter(room_id):
+        if claim and grant is not None and not grant.may_enter(room_id):
             return Refuse("unauthorized", "This token does not allow this room")
         adm = self.admission
         table = adm.addresses
