@@ -4,6 +4,11 @@
 # Env:
 #   IMAGE                         tag to build (default signaling:dev)
 #   BASE_IMAGE                    base image (default python:3.11-slim-bookworm)
+#   BUILD_IMAGE                   builder stage image with gcc and Python headers (default:
+#                                 derived from BASE_IMAGE: python:3.11-bookworm, or
+#                                 signaling-build:bookworm, built here when missing)
+#   MYPYC                         yes, no or auto: compile the hot path in the builder
+#                                 (default yes for a derived BUILD_IMAGE, else auto)
 #   SIGNALING_OFFLINE_WHEELHOUSE  1: resolve every wheel on the host first (scripts/wheelhouse.sh)
 #                                 and install offline in the build; 0: never; unset: only when
 #                                 BASE_IMAGE is a local-only image (no registry digest), i.e. a
@@ -64,8 +69,30 @@ revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 created=$(git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
 source_url=${SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/null || echo unknown)}
 
+# The builder stage: the same Python as BASE_IMAGE plus gcc and headers (for mypyc).
+# A builder known to have them must compile (MYPYC=yes); any other compiles when it can.
+mypyc=${MYPYC:-}
+if [ -z "${BUILD_IMAGE:-}" ]; then
+    case "$BASE_IMAGE" in
+        python:*-slim*) BUILD_IMAGE=${BASE_IMAGE/-slim/}; mypyc=${mypyc:-yes} ;;
+        signaling-base:*)
+            BUILD_IMAGE=signaling-build:${BASE_IMAGE#*:}
+            mypyc=${mypyc:-yes}
+            if ! "$ENGINE" image inspect "$BUILD_IMAGE" >/dev/null 2>&1; then
+                BASE_PACKAGES=gcc,libc6-dev,python3-dev \
+                    "$REPO_ROOT/scripts/ci/base-image.sh" "$BUILD_IMAGE" >/dev/null
+            fi
+            ;;
+        *) BUILD_IMAGE=$BASE_IMAGE ;;  # without a compiler there: the pure-Python build
+    esac
+fi
+mypyc=${mypyc:-auto}
+log "builder stage: $BUILD_IMAGE (mypyc: $mypyc)"
+
 args=(
     --build-arg "BASE_IMAGE=$BASE_IMAGE"
+    --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
+    --build-arg "MYPYC=$mypyc"
     --build-arg "WHEELHOUSE=$wheelhouse"
     --build-arg "VERSION=${version:-0.0.0}"
     --build-arg "REVISION=$revision"

@@ -70,6 +70,9 @@ for req in data["project"].get("dependencies", []):
     print(req)
 for req in data.get("build-system", {}).get("requires", ["setuptools"]):
     print(req)
+# The Containerfile's builder compiles the hot path with mypyc (see setup.py).
+print("setuptools>=77")
+print("mypy>=1.11")
 PY
 )
 log "requirements: ${reqs[*]}"

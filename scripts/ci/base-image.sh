@@ -12,7 +12,9 @@ log() { printf '[base-image] %s\n' "$*" >&2; }
 
 TAG=${1:-${SIGNALING_LOCAL_BASE_IMAGE:-signaling-base:bookworm}}
 SUITE=${BASE_SUITE:-bookworm}
-PACKAGES=python3,python3-venv,ca-certificates
+# BASE_PACKAGES adds to them, e.g. the Containerfile's builder (signaling-build:bookworm,
+# see build-image.sh) needs gcc,libc6-dev,python3-dev to compile the hot path.
+PACKAGES=python3,python3-venv,ca-certificates${BASE_PACKAGES:+,$BASE_PACKAGES}
 
 if command -v docker >/dev/null 2>&1; then
     ENGINE=docker

@@ -3,6 +3,7 @@ and the room-entry protocol, checked from outside on the integrated server."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -10,9 +11,11 @@ import sys
 from typing import Any
 
 from signaling.transport.server import Server
+from tests.adversarial.wsframes import encode, text
 from tests.integration.conftest import StartServer
 from tests.support.client import Client
 from tests.support.keys import SECRET, claims, hs_token
+from tests.support.raw import RawClient
 from tests.support.waiting import eventually
 
 HOME = "127.0.0.1"
@@ -153,3 +156,48 @@ async def test_a_room_bound_creator_can_resume_the_room_it_created(
     # The claim still holds for entering other rooms.
     await back.send({"type": "join", "roomId": "1000"})
     assert (await back.recv())["code"] == "unauthorized"
+
+
+async def test_handshakes_refused_after_admission_give_their_slot_back(
+    start_server: StartServer,
+) -> None:
+    """Admission counts the connection before websockets checks the upgrade headers: a
+    400 from websockets must still give the address's slot back."""
+    server = await start_server(connections_per_address=2, handshake_rate="1000/s")
+    bad = (
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"  # no Sec-WebSocket-Key
+    )
+    for _ in range(5):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(bad)
+        assert (await reader.read()).startswith(b"HTTP/1.1 400")
+        writer.close()
+    await released(server)
+    a, b = await client(server), await client(server)  # both slots are free
+    await a.create()
+    await b.close()
+    await a.close()
+
+
+async def test_the_message_limit_is_the_same_on_the_fast_and_the_generic_frame_path(
+    start_server: StartServer,
+) -> None:
+    """Whole short text frames take the fast path; fragmented, 64-bit-length and binary
+    frames go through websockets. Each counts once against the same bucket: the 4th
+    message under a 3/min rate is refused whichever way it came."""
+
+    msg = b'{"type":"nonsense"}'  # answered every time, so every message has a reply
+    ways = {
+        "fast": text(msg),
+        "fragmented": encode(1, msg[:7], fin=False) + encode(0, msg[7:]),
+        "64-bit length": text(msg, length_form=64),
+        "binary": encode(2, msg),
+    }
+    for name, frame in ways.items():
+        server = await start_server(message_rate="3/min")
+        raw = await RawClient.open(server.port)
+        await raw.send_bytes(frame * 4)
+        codes = [(await raw.next_text()).get("code") for _ in range(4)]
+        assert codes[3] == "rate_limited" and "rate_limited" not in codes[:3], (name, codes)
+        raw.close()
