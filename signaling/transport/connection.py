@@ -290,6 +290,9 @@ class Connection(asyncio.Protocol):
                 if head.method != "GET":
                     self._http_reply(405, b"method not allowed\n", None, allow="GET")
                     return
+                if head.body:  # websockets would drop it without an answer
+                    self._http_reply(400, b"a WebSocket handshake has no body\n", None)
+                    return
                 rest = bytes(buf)
                 self._request = bytearray()
                 self._feed(head.raw)

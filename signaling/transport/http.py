@@ -34,6 +34,7 @@ class Head:
     upgrade: bool  # asks for a WebSocket (``Upgrade: websocket``)
     keep_alive: bool  # the client may send another request on this connection
     raw: bytes
+    body: bool = False  # announces a body (never read: the connection closes after)
 
 
 class BadRequest(ValueError):
@@ -95,7 +96,7 @@ def parse_head(raw: bytes) -> Head | None:
             body = True  # never read here: the connection closes after its answer
     keep_alive = "keep-alive" in connection if version == "HTTP/1.0" else "close" not in connection
     path = target.partition("?")[0]
-    return Head(method, path, upgrade, keep_alive and not body, raw)
+    return Head(method, path, upgrade, keep_alive and not body, raw, body)
 
 
 def response(

@@ -191,6 +191,7 @@ async def test_other_methods_get_405(server: Server, method: bytes, path: bytes)
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", b"400"),  # TLS hello-ish
         (b"GET /healthz\r\n\r\n", b"400"),  # HTTP/0.9
         (b"GET /healthz HTTP/1.1\r\nbroken header\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\n{}", b"400"),
         (b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 20_000 + b"\r\n\r\n", b"431"),
     ],
 )

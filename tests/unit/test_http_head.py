@@ -1,0 +1,78 @@
+"""Request heads before the upgrade: what the connection answers itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from signaling.transport import http
+
+
+def heads(data: bytes) -> list[http.Head]:
+    buf = bytearray(data)
+    out = []
+    while (head := http.take_head(buf)) is not None:
+        out.append(head)
+    return out
+
+
+def test_pipelined_requests_and_stray_empty_lines() -> None:
+    got = heads(
+        b"\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\n\r\n"
+        b"HEAD /readyz?x=1 HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"
+        b"GET / HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\nGET /par"
+    )
+    assert [(h.method, h.path, h.upgrade, h.keep_alive) for h in got] == [
+        ("GET", "/healthz", False, True),
+        ("HEAD", "/readyz", False, True),
+        ("GET", "/", True, True),
+        ("GET", "/healthz", False, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("head", "keep_alive", "body"),
+    [
+        (b"GET / HTTP/1.0\r\n\r\n", False, False),
+        (b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", True, False),
+        (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n", False, True),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", False, True),
+    ],
+)
+def test_keep_alive_only_without_a_body(head: bytes, keep_alive: bool, body: bool) -> None:
+    (got,) = heads(head)
+    assert (got.keep_alive, got.body) == (keep_alive, body)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET /\r\n\r\n",
+        b"GET / HTTP/2\r\n\r\n",
+        b"G=T / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+        b"GET / HTTP/1.1\r\n Folded: x\r\n\r\n",
+        b"GET /\xff HTTP/1.1\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n",
+    ],
+)
+def test_malformed_heads_are_bad_requests(data: bytes) -> None:
+    with pytest.raises(http.BadRequest):
+        heads(data)
+
+
+def test_a_head_over_the_limit_is_too_large_complete_or_not() -> None:
+    big = b"GET / HTTP/1.1\r\nX: " + b"a" * http.MAX_HEAD
+    with pytest.raises(http.HeadTooLarge):
+        heads(big)
+    with pytest.raises(http.HeadTooLarge):
+        heads(big + b"\r\n\r\n")
+    assert heads(b"GET / HTTP/1.1\r\nX: " + b"a" * 100) == []  # incomplete, small: wait
+
+
+def test_responses() -> None:
+    full = http.response(200, b"ok\n", keep_alive=True)
+    assert full.startswith(b"HTTP/1.1 200 OK\r\n") and full.endswith(b"\r\n\r\nok\n")
+    assert b"Connection: keep-alive" in full and b"Content-Length: 3" in full
+    head_only = http.response(405, b"no\n", head_only=True, allow="GET, HEAD")
+    assert head_only.endswith(b"Allow: GET, HEAD\r\n\r\n") and b"Connection: close" in head_only
