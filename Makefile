@@ -88,9 +88,11 @@ base-image:
 bench: $(VENV_COMPILED)/.installed
 	PYTHON=$(PYC) scripts/bench.sh
 
-# Beside the Node seed and PeerJS servers, with ../shared/bench (needs node and npm).
+# Beside the Node seed and PeerJS servers, with ../shared/bench (needs node and npm;
+# SHARED_BENCH=/work/shared/bench from a worktree deeper down).
+SHARED_BENCH ?= ../shared/bench
 bench-shared: $(VENV_COMPILED)/.installed
-	PROJECT_CMD="$(PYC) -P -m signaling" ../shared/bench/run.sh
+	PROJECT_CMD="$(PYC) -P -m signaling" $(SHARED_BENCH)/run.sh
 
 clean:
 	rm -rf $(VENV) $(VENV_COMPILED) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache tests/compat/node_modules

@@ -123,8 +123,19 @@ def _networks(raw: str) -> str:
     return value
 
 
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
+
+
 def _origins(raw: str) -> str:
-    return ",".join(p.strip().rstrip("/").lower() for p in raw.split(",") if p.strip())
+    """Origins as browsers send them (``scheme://host[:port]``): an entry that is not one
+    (``*``, a bare host name) would match no browser at all and silently refuse every
+    page, so it is a start-up error instead."""
+    value = ",".join(p.strip().rstrip("/").lower() for p in raw.split(",") if p.strip())
+    for item in value.split(",") if value else ():
+        if item != "null" and not _ORIGIN.fullmatch(item):
+            hint = " (leave it empty to allow any)" if item == "*" else ""
+            raise ValueError(f"{item!r} is not an origin such as https://app.example{hint}")
+    return value
 
 
 def knob(

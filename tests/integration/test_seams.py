@@ -6,9 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
+import trustme
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin, Subprotocol
 
 from signaling.transport.server import Server
 from tests.adversarial.wsframes import encode, text
@@ -201,3 +209,62 @@ async def test_the_message_limit_is_the_same_on_the_fast_and_the_generic_frame_p
         codes = [(await raw.next_text()).get("code") for _ in range(4)]
         assert codes[3] == "rate_limited" and "rate_limited" not in codes[:3], (name, codes)
         raw.close()
+
+
+async def test_tls_jwt_origins_and_trusted_proxies_together(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Everything on at once, as behind an ingress: wss://, a token in the browser's
+    subprotocol list, an Origin allow-list, and the client address from X-Forwarded-For
+    of a trusted proxy (127.0.0.1 here) keying the failed-join guard."""
+    ca = trustme.CA()
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    issued = ca.issue_cert("localhost", "127.0.0.1")
+    issued.private_key_pem.write_to_path(str(key))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    server = await start_server(
+        tls_cert_file=str(cert),
+        tls_key_file=str(key),
+        jwt_secret=SECRET,
+        allowed_origins="https://app.example",
+        trusted_proxies="127.0.0.1/32",
+        failed_join_rate="2/10min",
+    )
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    url = f"wss://localhost:{server.port}/"
+    token = hs_token(claims())
+
+    async def browser(user: str, origin: str = "https://app.example", jwt: str = token) -> Client:
+        ws = await connect(
+            url,
+            ssl=ctx,
+            origin=Origin(origin),
+            subprotocols=[Subprotocol("signaling.v2"), Subprotocol(f"bearer.{jwt}")],
+            additional_headers={"X-Forwarded-For": user},
+        )
+        assert ws.subprotocol == "signaling.v2"
+        return Client(ws, user)
+
+    for origin, jwt, status in (
+        ("https://evil.example", token, 403),
+        ("https://app.example", "not-a-jwt", 401),
+    ):
+        with pytest.raises(InvalidStatus) as info:
+            await browser("198.51.100.7", origin, jwt)
+        assert info.value.response.status_code == status
+    scanner = await browser("198.51.100.7")
+    codes = []
+    for _ in range(3):
+        await scanner.send({"type": "join", "roomId": "1000"})
+        codes.append((await scanner.recv())["code"])
+    assert codes == ["room_not_found", "room_not_found", "rate_limited"]
+    host = await browser("198.51.100.8")  # another user behind the same proxy
+    room = (await host.create())["roomId"]
+    guest = await browser("198.51.100.9")
+    await guest.join(room)
+    await host.send({"type": "signal", "payload": {"sdp": "v=0"}})
+    assert (await guest.expect("signal"))["payload"] == {"sdp": "v=0"}
+    table = server.hub.admission.addresses
+    assert table.connections_held("198.51.100.7") == 1
+    assert table.connections_held("127.0.0.1") == 0  # the proxy itself is never charged

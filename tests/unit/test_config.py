@@ -56,3 +56,16 @@ def test_help_lists_every_variable() -> None:
     text = config.parser().format_help()
     for knob in config.KNOBS.values():
         assert knob.env in text and knob.flag in text
+
+
+@pytest.mark.parametrize("bad", ["*", "app.example.com", "https://app.example/path", "https://"])
+def test_an_allowed_origin_that_no_browser_sends_is_refused(bad: str) -> None:
+    """Each of these would match no Origin header and quietly 403 every page."""
+    with pytest.raises(config.ConfigError, match="SIGNALING_ALLOWED_ORIGINS"):
+        config.load([], {"SIGNALING_ALLOWED_ORIGINS": f"https://ok.example,{bad}"})
+
+
+def test_allowed_origins_are_normalised() -> None:
+    env = {"SIGNALING_ALLOWED_ORIGINS": " https://App.example/ ,http://localhost:8080,null"}
+    s = config.load([], env)
+    assert s.allowed_origins == "https://app.example,http://localhost:8080,null"
