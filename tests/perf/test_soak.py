@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.support.server import REPO_ROOT, spawn_server
@@ -147,3 +150,27 @@ def test_signals_refused_by_the_message_limit_free_their_window_slot() -> None:
         report["delivered_total"] == report["expected_total"] == report["sent"] - report["rejected"]
     ), report
     assert any("rate_limited" in error for error in report["errors"]), report
+
+
+def test_wss_with_a_private_ca(tmp_path: Path) -> None:
+    """``wss://`` end to end: the server's TLS, the tool verifying it with ``--cafile``."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "c.pem", tmp_path / "k.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    env = {"SIGNALING_TLS_CERT_FILE": str(cert_file), "SIGNALING_TLS_KEY_FILE": str(key_file)}
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    with spawn_server(env, tls=client_ctx) as server:
+        url = f"wss://localhost:{server.port}/"
+        status, report, err = loadtest(
+            url, "--rooms", "4", "--protocol", "2", "--max-per-peer", "100",
+            "--duration", "60", "--warmup", "0", "--cafile", str(ca_file),
+            "--source-cidr", "127.4.1.0/24",
+        )  # fmt: skip
+        refused, _, err_refused = loadtest(url, "--rooms", "1", "--warmup", "0")
+    assert status == 0, (report, err)
+    assert report["exactly_once"] and report["delivered_total"] == 4 * 2 * 100
+    assert refused == 2 and "CERTIFICATE_VERIFY_FAILED" in err_refused  # not trusted
