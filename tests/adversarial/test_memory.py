@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from signaling.telemetry.logs import FAULT_INTERVAL
 from tests.adversarial.wsframes import CONT, HANDSHAKE, PING, TEXT, encode, text
 from tests.support.server import ServerProcess, spawn_server
 
@@ -153,8 +156,6 @@ def proc() -> Iterator[ServerProcess]:
     }
     with spawn_server(env) as server:
         yield server
-        log = server.log()
-    assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
 
 
 def warm_up(port: int) -> None:
@@ -269,6 +270,7 @@ def pipelined_probes_never_read(port: int) -> None:
 def test_every_trick_is_closed_and_the_server_stays_within_a_few_mib(
     proc: ServerProcess,
 ) -> None:
+    started = time.monotonic()
     pid = proc.proc.pid
     with PeakRss(pid) as warm:  # the peak of legitimate traffic at the largest sizes
         warm_up(proc.port)
@@ -282,3 +284,12 @@ def test_every_trick_is_closed_and_the_server_stays_within_a_few_mib(
     report = {k: f"{v / MIB:.2f} MiB" for k, v in growth.items()}
     print(f"baseline peak {baseline / MIB:.1f} MiB; growth per trick: {report}")
     assert max(growth.values()) < BUDGET, report
+
+    # Thousands of client faults, and the log holds no error, no traceback, and per cause
+    # one line per FAULT_INTERVAL (with its count), not one per fault.
+    log = proc.log()
+    assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
+    causes = Counter(re.findall(r" cause=(\S+)", log))
+    assert {"close_1009", "slow_consumer", "http_431"} <= set(causes), log[-3000:]
+    allowed = 1 + int((time.monotonic() - started) // FAULT_INTERVAL)
+    assert max(causes.values()) <= allowed, causes
