@@ -27,6 +27,10 @@ HOT_PATH = [
     "signaling/rooms/mailbox.py",
     "signaling/telemetry/metrics.py",
     "signaling/transport/connection.py",
+    "signaling/transport/framing.py",
+    "signaling/transport/limits.py",
+    "signaling/transport/session.py",
+    "signaling/transport/admission.py",
 ]
 
 
