@@ -27,6 +27,8 @@ SIGNAL_FIELDS = re.compile(rb'"s":\s*(\d+),\s*"n":\s*(\d+),\s*"t":\s*(-?\d+)')
 _search = SIGNAL_FIELDS.search
 _clock = time.perf_counter_ns
 OVERLOADED = "overloaded"
+RATE_LIMITED = "rate_limited"
+REFUSALS = (OVERLOADED, RATE_LIMITED)
 
 
 class Peer(asyncio.Protocol):
@@ -130,6 +132,10 @@ class Peer(asyncio.Protocol):
             run.drained.set()
 
     # ---- sending ---------------------------------------------------------------------------
+
+    def _refill_later(self) -> None:
+        if self.run.sending and self.run.closed_loop:
+            self.refill((_clock() - self.run.t0) // 1000)
 
     def refill(self, now: int) -> None:
         """Closed loop: top the window up again."""
@@ -246,12 +252,21 @@ class Peer(asyncio.Protocol):
             code = str(msg.get("code") or msg.get("message"))
             if reply is not None and not reply.done():
                 reply.set_exception(RuntimeError(f"server refused: {code}: {msg.get('message')}"))
-            elif code == OVERLOADED or msg.get("message") == "Room is busy; retry later":
-                # Refused, not relayed: it frees its window slot and is expected nowhere.
+            elif code in REFUSALS or msg.get("message") == "Room is busy; retry later":
+                # Refused, not relayed: it frees its window slot and is expected nowhere
+                # (a closed loop would otherwise wait for it forever).
                 self.rejected += 1
                 self.inflight -= 1
                 run.expected -= run.fanout
-                if run.sending:
+                if code == RATE_LIMITED:
+                    # The server's per-connection limit, not its capacity: the run fails
+                    # and says so, and the window is topped up once the server says so
+                    # (at once would only push into the limit until the 1008 close).
+                    run.errors["error rate_limited (raise SIGNALING_MESSAGE_RATE)"] += 1
+                    wait = msg.get("retryAfterMs")
+                    delay = wait / 1000 if isinstance(wait, int) and wait > 0 else 0.001
+                    run.loop.call_later(delay, self._refill_later)
+                elif run.sending:
                     self.refill((_clock() - run.t0) // 1000)
             else:
                 run.errors[f"error {code}"] += 1

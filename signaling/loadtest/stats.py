@@ -124,7 +124,7 @@ class Report:
         lines.append(
             f"exactly once {verdict}: {v.delivered:,} of {v.expected:,} expected deliveries, "
             f"{v.missing:,} missing, {v.duplicated_or_reordered:,} duplicated or out of order, "
-            f"{v.rejected:,} signals refused as overloaded"
+            f"{v.rejected:,} signals refused (overloaded or rate_limited)"
         )
         if self.errors:
             lines.append(

@@ -129,6 +129,29 @@ def test_a_deployment_that_cannot_be_reached_is_a_setup_error() -> None:
     assert "connections failed" in err
 
 
+def test_signals_refused_by_the_message_limit_free_their_window_slot() -> None:
+    """One closed-loop pair pushes far past a per-connection message limit. Refused
+    signals are not relayed: the tool must not wait for them (it stalled with its whole
+    window refused, measuring 0 deliveries); it counts them and fails the run."""
+    per_peer = 200
+    # Strikes off: how many refusals the pair collects before a 1008 is not the subject.
+    env = {"SIGNALING_MESSAGE_RATE": "100/s", "SIGNALING_RATE_LIMIT_STRIKES": "0"}
+    with spawn_server(env) as server:
+        status, report, err = loadtest(
+            server.url,
+            "--rooms", "1", "--peers", "2", "--window", "16",
+            "--max-per-peer", str(per_peer), "--duration", "60", "--warmup", "0",
+            "--drain", "30",
+        )  # fmt: skip
+    assert status == 1, (report, err)
+    assert report["rejected"] > 0 and report["missing"] == 0, report
+    assert report["sent"] == 2 * per_peer, report
+    assert (
+        report["delivered_total"] == report["expected_total"] == report["sent"] - report["rejected"]
+    ), report
+    assert any("rate_limited" in error for error in report["errors"]), report
+
+
 def test_wss_with_a_private_ca(tmp_path: Path) -> None:
     """``wss://`` end to end: the server's TLS, the tool verifying it with ``--cafile``."""
     ca = trustme.CA()
