@@ -314,7 +314,7 @@ class Settings:
     create_rate: str = knob(
         "SIGNALING_CREATE_RATE",
         "--create-rate",
-        "30/min",
+        "60/min",
         _rate,
         "room creations per client address (COUNT/PERIOD)",
     )
@@ -349,7 +349,7 @@ class Settings:
     rooms_per_address: int = knob(
         "SIGNALING_ROOMS_PER_ADDRESS",
         "--rooms-per-address",
-        20,
+        64,
         _int_range(0, 1 << 24),
         "live rooms created from one client address (0 = no limit); over it: rate_limited",
     )
@@ -363,7 +363,7 @@ class Settings:
     roomless_timeout: float = knob(
         "SIGNALING_ROOMLESS_TIMEOUT_S",
         "--roomless-timeout",
-        300.0,
+        1800.0,
         _positive_float,
         "seconds a WebSocket may stay open without entering a room (closed with 1008)",
     )
