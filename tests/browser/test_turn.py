@@ -36,14 +36,22 @@ def relay_call(base: str, new_page: Any) -> tuple[Any, Any]:
     return a, b
 
 
+# The pair ICE selected, once the stats report it: the DataChannel can open a moment before
+# getStats() marks a pair selected/nominated, so poll the stats (bounded: a failure guard).
 SELECTED_PAIR = """async () => {
   const [peer] = demo.mesh.peers.values();
-  const stats = [...(await peer.pc.getStats()).values()];
-  const pair = stats.find((s) => s.type === "candidate-pair" && s.nominated
-    && s.state === "succeeded");
-  const local = stats.find((s) => s.id === pair.localCandidateId);
-  const remote = stats.find((s) => s.id === pair.remoteCandidateId);
-  return [local.candidateType, remote.candidateType];
+  for (let i = 0; i < 200; i++) {
+    const stats = [...(await peer.pc.getStats()).values()];
+    const transport = stats.find((s) => s.type === "transport" && s.selectedCandidatePairId);
+    const pair = transport
+      ? stats.find((s) => s.id === transport.selectedCandidatePairId)
+      : stats.find((s) => s.type === "candidate-pair" && s.nominated && s.state === "succeeded");
+    const local = pair && stats.find((s) => s.id === pair.localCandidateId);
+    const remote = pair && stats.find((s) => s.id === pair.remoteCandidateId);
+    if (local && remote) return [local.candidateType, remote.candidateType];
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return null;
 }"""
 
 
