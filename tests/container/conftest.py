@@ -13,7 +13,6 @@ Environment:
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import ssl
@@ -22,11 +21,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.client import Client
+from tests.support.engine import base_image, connect, image_exists
 from tests.support.http import http_get
 from tests.support.waiting import wait_until
 
@@ -43,54 +43,17 @@ if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
-LOCAL_BASE_IMAGE = "signaling-base:bookworm"
 TEST_IMAGE_TAG = "signaling:test"
 BUILD_TIMEOUT_S = 480.0
 READY_TIMEOUT_S = 30.0
 WS_PORT = 8080
 METRICS_PORT = 9091
 
-REQUIRE_ENGINE = os.environ.get("SIGNALING_REQUIRE_DOCKER") == "1"
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if REQUIRE_ENGINE:
-        pytest.fail(f"{reason} (SIGNALING_REQUIRE_DOCKER=1)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _image_exists(engine: Any, image: str) -> bool:
-    try:
-        engine.images.get(image)
-    except Exception:
-        return False
-    return True
-
 
 @pytest.fixture(scope="session")
 def engine() -> Any:
     """A docker SDK client of an engine that answers (docker, or podman's docker API)."""
-    try:
-        docker = importlib.import_module("docker")  # untyped; comes with testcontainers
-    except ImportError:
-        _unavailable("the docker SDK (testcontainers) is not installed")
-    try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-    except Exception as exc:
-        _unavailable(f"no container engine answers ({type(exc).__name__}: {exc})")
-    return client
-
-
-def _base_image(engine: Any) -> str:
-    chosen = os.environ.get("SIGNALING_TEST_BASE_IMAGE")
-    if chosen:
-        return chosen
-    # No registry here but a locally built base: use it rather than fail on a pull.
-    if not _image_exists(engine, DEFAULT_BASE_IMAGE) and _image_exists(engine, LOCAL_BASE_IMAGE):
-        return LOCAL_BASE_IMAGE
-    return DEFAULT_BASE_IMAGE
+    return connect()
 
 
 @pytest.fixture(scope="session")
@@ -98,10 +61,10 @@ def image(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The image under test: SIGNALING_TEST_IMAGE, or built from this checkout once."""
     given = os.environ.get("SIGNALING_TEST_IMAGE")
     if given:
-        if not _image_exists(engine, given):
+        if not image_exists(engine, given):
             pytest.fail(f"SIGNALING_TEST_IMAGE={given} is not present in the engine")
         return given
-    base = _base_image(engine)
+    base = base_image(engine)
     log = tmp_path_factory.mktemp("image") / "build.log"
     env = {**os.environ, "IMAGE": TEST_IMAGE_TAG, "BASE_IMAGE": base}
     started = time.monotonic()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import os
 import ssl
 import subprocess
@@ -34,46 +33,20 @@ from websockets.exceptions import InvalidStatus
 
 from tests.helm.chart import REPO_ROOT, container_env, memory_bytes, one, pod_spec, render
 from tests.support.client import Client
+from tests.support.engine import base_image, connect
 from tests.unit.test_service_links import service_link_variables
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
 
-REQUIRE_ENGINE = os.environ.get("SIGNALING_REQUIRE_DOCKER") == "1"
 # Its own tag, so parallel runs of the other container tests never swap it underneath.
 IMAGE_REPOSITORY = "signaling"
 IMAGE_TAG = "helm-test"
 BUILD_TIMEOUT_S = 480.0
-# As tests/container does: the official base, or the local one where no registry is reachable.
-DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
-LOCAL_BASE_IMAGE = "signaling-base:bookworm"
-
-
-def has_image(engine: Any, name: str) -> bool:
-    try:
-        engine.images.get(name)
-    except Exception:
-        return False
-    return True
-
-
-def unavailable(reason: str) -> None:
-    if REQUIRE_ENGINE:
-        pytest.fail(f"{reason} (SIGNALING_REQUIRE_DOCKER=1)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def engine() -> Any:
-    try:
-        docker = importlib.import_module("docker")  # untyped; comes with testcontainers
-    except ImportError:
-        unavailable("the docker SDK (testcontainers) is not installed")
-    try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-    except Exception as exc:
-        unavailable(f"no container engine answers ({type(exc).__name__}: {exc})")
-    return client
+    return connect()
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +56,7 @@ def image(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     if given:
         return given
     tag = f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
-    base = os.environ.get("SIGNALING_TEST_BASE_IMAGE") or DEFAULT_BASE_IMAGE
-    if "SIGNALING_TEST_BASE_IMAGE" not in os.environ and not has_image(engine, base):
-        base = LOCAL_BASE_IMAGE if has_image(engine, LOCAL_BASE_IMAGE) else base
+    base = base_image(engine)
     log = tmp_path_factory.mktemp("helm-image") / "build.log"
     with log.open("w") as out:
         proc = subprocess.run(
