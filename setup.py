@@ -30,6 +30,8 @@ HOT_PATH = [
     "signaling/transport/framing.py",
     "signaling/transport/limits.py",
     "signaling/transport/session.py",
+    "signaling/transport/requests.py",
+    "signaling/transport/effects.py",
     "signaling/transport/admission.py",
 ]
 

@@ -295,7 +295,8 @@ async def test_a_resume_whose_read_fails_leaves_the_client_put(rig: Rig) -> None
         "lastSeq": joined["seq"],
     }
     assert [m.get("code") for m in await rig.do(c_, resume)] == ["unavailable"]
-    assert c_.conn.room is c_.conn.home and c_.conn.home.room_id == other  # type: ignore[union-attr]
+    session = c_.conn.session
+    assert session.room is session.home and session.home.room_id == other  # type: ignore[union-attr]
     rig.check()
     reply = await rig.do(c_, resume)  # the journal is back: the resume works
     assert reply[0]["type"] == "resumed", reply
