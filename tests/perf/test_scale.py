@@ -14,7 +14,8 @@ The test waits for events only (the tool's "holding" line, the server's
 count is fixed. Nothing is timed. It asserts:
 
 - every connection was accepted and is still open at the end (the tool's ``held``, the
-  server's gauge), no error frame, no refusal, no server log error;
+  server's gauge), no error frame, no refusal, no server log error; once the tools stop,
+  the server holds no socket more than before (an fd leak at scale would show here);
 - the signals of every step, the last one at 15,000 connections, reached every other
   member of their room exactly once;
 - memory grows linearly: each step's bytes per added connection are within a factor of
@@ -71,6 +72,10 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def rss(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def ensure_hard_file_limit(needed: int) -> None:
@@ -172,7 +177,9 @@ def test_15000_connections_while_relaying_with_memory_growing_linearly() -> None
     started_at = time.monotonic()  # reported, never asserted
     with spawn_server() as server, steps() as started:
         pid = server.proc.pid
+        metrics(server)  # the metrics endpoint's first answer, before the baselines
         samples = [(0, rss(pid))]
+        files = open_files(pid)
         for index in range(STEPS):
             tool_log = tempfile.NamedTemporaryFile(prefix="signaling-scale-", suffix=".log")  # noqa: SIM115
             step = Step(server, index, tool_log)
@@ -187,6 +194,14 @@ def test_15000_connections_while_relaying_with_memory_growing_linearly() -> None
             samples.append((expected, rss(pid)))
         final = metrics(server)
         reports = [step.stop() for step in started]
+        # Every socket given back: the gauge at 0 and the server's files as before.
+        wait_until(partial(server_holds, server, 0), what="0 open connections", timeout=GUARD_S)
+        wait_until(
+            lambda: open_files(pid) <= files,
+            what=f"the server's open files back to {files}",
+            timeout=GUARD_S,
+            diag=lambda: f"{open_files(pid)} open files",
+        )
         log = server.log()
 
     for report in reports:
@@ -210,7 +225,10 @@ def test_15000_connections_while_relaying_with_memory_growing_linearly() -> None
         + ", ".join(f"{b / 1024:.2f} KiB" for b in per_connection)
     )
     elapsed = time.monotonic() - started_at
-    print(f"\nserver RSS at {summary} | {elapsed:.1f} s")
+    relay = ", ".join(
+        f"{r['latency_ms']['p99']:.1f} / {r['latency_ms']['max']:.1f} ms" for r in reports
+    )
+    print(f"\nserver RSS at {summary} | relay p99 / max: {relay} | {elapsed:.1f} s")
     assert all(b > 0 for b in per_connection), summary
     assert max(per_connection) <= LINEARITY * min(per_connection), summary
     assert max(per_connection) <= CEILING_PER_CONNECTION, summary
