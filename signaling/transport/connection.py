@@ -8,7 +8,9 @@ turn (see ``Hub.mark_dirty``). The websockets library still does the protocol wo
 (handshake validation, frame parsing and checks, size limits, ping/pong and close
 handshakes); the connection takes whole final text frames itself at the frame boundaries
 it tracks (``framing``), reads HTTP request heads before the upgrade (``http``) and
-checks UTF-8.
+checks UTF-8. What a message means is the session's to decide (``session``, sans-I/O:
+protocol state, routing, admission); the connection feeds it the decoded text and the
+rooms' verdicts and carries out what it returns.
 
 Memory per connection is bounded whatever bytes arrive (README "Errors and limits"):
 one incomplete frame, one fragmented message whose frames each count at least
