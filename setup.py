@@ -32,6 +32,8 @@ HOT_PATH = [
     "signaling/transport/upgrade.py",
     "signaling/transport/limits.py",
     "signaling/transport/session.py",
+    "signaling/transport/requests.py",
+    "signaling/transport/effects.py",
     "signaling/transport/admission.py",
 ]
 

@@ -16,7 +16,8 @@ PY=$(cd "$(dirname "$VENV/bin/python")" && pwd)/python
 
 work=$(mktemp -d -t signaling-mypyc-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-tar -C "$REPO_ROOT" --exclude=__pycache__ --exclude='*.so' -cf - \
+# --dereference: signaling/web/static holds symlinks to the browser client in clients/js.
+tar -C "$REPO_ROOT" --dereference --exclude=__pycache__ --exclude='*.so' -cf - \
     pyproject.toml setup.py README.md LICENSE signaling | tar -C "$work" -xf -
 mkdir "$work/dist"
 # Dependencies first: mypyc compiles against their types (and the extras' for tests).

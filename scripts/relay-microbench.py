@@ -87,9 +87,10 @@ async def main(n: int, window: int, peers: int, v2: bool) -> None:
     sender = conns[0][0]
     sender.data_received(masked({"type": "create"}))
     await turns(5)
-    assert sender.room is not None
+    room = sender.session.room
+    assert room is not None
     for conn, _ in conns[1:]:
-        conn.data_received(masked({"type": "join", "roomId": sender.room.room_id}))
+        conn.data_received(masked({"type": "join", "roomId": room.room_id}))
         await turns(5)
     frame = masked({"type": "signal", "payload": CANDIDATE})
     receivers = [t for _, t in conns[1:]]

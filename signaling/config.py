@@ -233,9 +233,9 @@ class Settings:
     journal_max_bytes: int = knob(
         "SIGNALING_JOURNAL_MAX_BYTES",
         "--journal-max-bytes",
-        1 << 20,
+        512 << 10,
         _int_range(1024, 1 << 30),
-        "bytes of events kept per room for resume",
+        "bytes of events kept per room for resume; at most half the send buffer",
     )
     journal_total_bytes: int = knob(
         "SIGNALING_JOURNAL_TOTAL_BYTES",
@@ -585,6 +585,15 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         except ValueError as exc:
             raise ConfigError(f"{source}={raw!r}: {exc}") from None
     settings = Settings(**values)
+    if settings.journal_max_bytes > settings.send_buffer_bytes // 2:
+        # A resume writes up to the whole window at once; the other half of the send
+        # buffer is for what the room says while that drains over a slow link.
+        raise ConfigError(
+            f"SIGNALING_JOURNAL_MAX_BYTES ({settings.journal_max_bytes}) must be at most half"
+            f" of SIGNALING_SEND_BUFFER_BYTES ({settings.send_buffer_bytes}): a resume replays"
+            " up to the whole window into the send buffer, and a client whose buffer"
+            " overflows is disconnected as a slow consumer"
+        )
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
         raise ConfigError("SIGNALING_TLS_CERT_FILE and SIGNALING_TLS_KEY_FILE go together")
     if settings.jwt_secret and settings.jwt_secret_file:

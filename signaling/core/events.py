@@ -76,5 +76,8 @@ Event = (
 def event_size(event: Event) -> int:
     """Approximate bytes an event holds, for the journal's per-room byte budget."""
     if type(event) is SignalRelayed:
-        return 96 + len(event.payload)
+        payload = event.payload
+        # Bytes, not characters: a resume replays this much into a send buffer. The
+        # ASCII check is O(1) in CPython, so only non-ASCII payloads pay for an encode.
+        return 96 + (len(payload) if payload.isascii() else len(payload.encode()))
     return 96

@@ -39,7 +39,7 @@ class MemoryJournal:
     snapshot_every = 1  # a snapshot is a reference here: take one with every append
 
     def __init__(
-        self, max_events: int = 1024, max_bytes: int = 1 << 20, max_total_bytes: int = 256 << 20
+        self, max_events: int = 1024, max_bytes: int = 512 << 10, max_total_bytes: int = 256 << 20
     ) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
@@ -81,9 +81,13 @@ class MemoryJournal:
         self._streams.move_to_end(room_id)
         kept = stream.events
         added = 0
-        for event in events:
+        for event in events:  # event_size, inlined: this is every relay's path
             kept.append(event)
-            added += 96 + len(event.payload) if type(event) is SignalRelayed else 96
+            if type(event) is SignalRelayed:
+                payload = event.payload
+                added += 96 + (len(payload) if payload.isascii() else len(payload.encode()))
+            else:
+                added += 96
         stream.seq = last
         stream.size += added
         self.total_bytes += added

@@ -42,7 +42,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--drain", type=float, default=5.0, help="seconds to wait for stragglers")
     p.add_argument("--connect-concurrency", type=int, default=200)
     p.add_argument("--connect-timeout", type=float, default=10.0)
-    p.add_argument("--source-cidr", help="spread sockets over these source addresses")
+    p.add_argument(
+        "--source-cidr",
+        help="spread sockets over these source addresses (e.g. 127.5.0.0/24: 254 users)",
+    )
+    p.add_argument(
+        "--idle",
+        type=int,
+        default=0,
+        help="also hold this many connections that send nothing (default 0)",
+    )
+    p.add_argument(
+        "--idle-room-size",
+        type=int,
+        default=0,
+        help="idle connections in rooms of this size (default 0: outside rooms)",
+    )
+    p.add_argument(
+        "--hold",
+        type=float,
+        default=0.0,
+        help="after the verdict keep every connection open this many seconds "
+        "(Ctrl-C or SIGTERM ends it sooner); a connection lost meanwhile fails the run",
+    )
     p.add_argument(
         "--coalesce",
         action="store_true",
@@ -87,6 +109,9 @@ def plan_from(args: argparse.Namespace) -> Plan:
         insecure=args.insecure,
         headers=tuple(headers),
         server_pid=args.server_pid,
+        idle=args.idle,
+        idle_room_size=args.idle_room_size,
+        hold_s=args.hold,
     )
 
 
@@ -101,7 +126,12 @@ class ProgressLine:
     def __call__(self, run: Run, elapsed: float) -> None:
         rate = run.delivered - self.last
         self.last = run.delivered
-        phase = "measuring" if run.measuring else ("warmup" if run.sending else "draining")
+        if run.holding:
+            phase = "holding"
+        elif run.measuring:
+            phase = "measuring"
+        else:
+            phase = "warmup" if run.sending else "draining"
         errors = sum(run.errors.values())
         line = (
             f"[{elapsed:6.1f}s] {phase:9} {rate:>9,} msgs/s  sent {run.sent:,}  "
@@ -132,9 +162,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"signaling-loadtest: {exc}", file=sys.stderr)
         return 2
     progress = None if args.quiet else ProgressLine(sys.stderr)
+
+    def on_hold(run: Run) -> None:
+        # Always printed (also with -q): a script waits for this line before it looks
+        # at the deployment with every connection in place.
+        print(
+            f"holding {run.open_connections():,} connections for up to {plan.hold_s:g} s "
+            "(Ctrl-C or SIGTERM ends the hold)",
+            file=sys.stderr,
+            flush=True,
+        )
+
     try:
         with asyncio.Runner(loop_factory=new_loop) as runner:
-            report = runner.run(execute(plan, progress))
+            report = runner.run(execute(plan, progress, on_hold))
     except SetupError as exc:
         print(f"signaling-loadtest: {exc}", file=sys.stderr)
         return 2

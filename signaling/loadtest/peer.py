@@ -32,6 +32,8 @@ REFUSALS = (OVERLOADED, RATE_LIMITED)
 
 
 class Peer(asyncio.Protocol):
+    STRAY_SIGNAL = "signal without our fields"
+
     def __init__(self, run: Run, index: int, room: int, slot: int) -> None:
         self.run = run
         self.index = index  # global: room * peers + slot
@@ -43,6 +45,7 @@ class Peer(asyncio.Protocol):
         self.key = frames.new_key()
         self.reader = frames.FrameReader()
         self.upgraded = False
+        self.server_closed = False  # a close frame came: counted once, not also as lost
         self._head = b""
         loop = run.loop
         self.opened: asyncio.Future[None] = loop.create_future()
@@ -79,20 +82,24 @@ class Peer(asyncio.Protocol):
             self.opened.set_exception(ConnectionError(f"connection lost during handshake: {exc}"))
         if self.reply is not None and not self.reply.done():
             self.reply.set_exception(ConnectionError("connection lost"))
-        if not run.stopping:
+        if not run.stopping and not self.server_closed:
             run.errors["connection lost"] += 1
 
-    def data_received(self, data: bytes) -> None:
+    def _frames(self, data: bytes) -> list[tuple[int, bytes]]:
+        """The complete messages in ``data`` (after the handshake's response head)."""
         if not self.upgraded:
             data = self._handshake(data)
             if not data:
-                return
+                return []
         try:
-            messages = self.reader.feed(data)
+            return self.reader.feed(data)
         except frames.ProtocolError as err:
             self.run.errors[f"protocol error: {err}"] += 1
             self.abort()
-            return
+            return []
+
+    def data_received(self, data: bytes) -> None:
+        messages = self._frames(data)
         run = self.run
         now = (_clock() - run.t0) // 1000
         for opcode, body in messages:
@@ -222,6 +229,7 @@ class Peer(asyncio.Protocol):
             self.send(frames.client_frame(frames.PONG, body, self.mask))
         elif opcode == frames.CLOSE:
             code = int.from_bytes(body[:2], "big") if len(body) >= 2 else 1005
+            self.server_closed = True
             if not self.run.stopping:
                 self.run.errors[f"closed by server ({code})"] += 1
             if self.transport is not None and not self.transport.is_closing():
@@ -271,7 +279,23 @@ class Peer(asyncio.Protocol):
             else:
                 run.errors[f"error {code}"] += 1
         elif kind == "signal":
-            run.errors["signal without our fields"] += 1
+            run.errors[self.STRAY_SIGNAL] += 1
         elif kind == "room_expired":
             run.errors["room expired"] += 1
         # v2 membership events (peer_joined, peer_left) need no action.
+
+
+class IdlePeer(Peer):
+    """A connection that only holds: its handshake, its room's create or join, pongs.
+
+    Nobody in its room sends, so any signal reaching it is an error; it stays off the
+    hot path and out of the verdict."""
+
+    STRAY_SIGNAL = "signal to an idle connection"
+
+    def data_received(self, data: bytes) -> None:
+        for opcode, body in self._frames(data):
+            if opcode == frames.TEXT:
+                self._message(body)
+            else:
+                self._control_frame(opcode, body)

@@ -39,6 +39,15 @@ class Plan:
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     #: a local server's pid: its CPU time is sampled over the measured window
     server_pid: int | None = None
+    #: connections that only hold (they answer pings and send nothing), opened beside
+    #: the relaying rooms: the many quiet users a deployment carries while some relay
+    idle: int = 0
+    #: idle connections in rooms of this many members (created and joined, silent);
+    #: 0 leaves them outside rooms, like lobby clients that connect at start-up
+    idle_room_size: int = 0
+    #: after the verdict, keep every connection open up to this long (SIGINT or SIGTERM
+    #: ends it sooner) and report any the server closed meanwhile
+    hold_s: float = 0.0
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -58,6 +67,17 @@ class Plan:
             raise ValueError("payload must be at least 64 bytes (it carries ids and a clock)")
         if self.max_per_peer is not None and self.max_per_peer < 1:
             raise ValueError("max-per-peer must be at least 1")
+        if self.idle < 0 or self.hold_s < 0:
+            raise ValueError("idle and hold must not be negative")
+        if self.idle_room_size == 1 or self.idle_room_size < 0:
+            raise ValueError("idle-room-size must be 0 (outside rooms) or at least 2")
+        if self.idle_room_size and self.idle % self.idle_room_size:
+            raise ValueError("idle must be a multiple of idle-room-size (whole rooms)")
+
+    @property
+    def connections(self) -> int:
+        """Sockets the run opens: the relaying peers and the idle ones."""
+        return self.rooms * self.peers + self.idle
 
     @property
     def host(self) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import resource
+import signal
 import ssl
 import sys
 import time
@@ -17,12 +19,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 from signaling.loadtest.cpu import process_cpu_seconds
-from signaling.loadtest.peer import Peer
+from signaling.loadtest.peer import IdlePeer, Peer
 from signaling.loadtest.plan import Plan
 from signaling.loadtest.stats import Report, Verdict, latency_summary
 
 Progress = Callable[["Run", float], None]
 _TICK_S = 0.005  # open loop: how often the sender schedule is caught up
+FD_RESERVE = 64  # files besides the sockets: the interpreter's, TLS, the JSON report
 
 
 class SetupError(Exception):
@@ -42,12 +45,14 @@ class Run:
         self.template = (
             b'{"type":"signal","payload":{"s":%d,"n":%d,"t":%d,"candidate":"' + pad + b'"}}'
         )
-        self.peers: list[Peer] = []
+        self.peers: list[Peer] = []  # the relaying ones
+        self.idle: list[Peer] = []
         self.sent = 0
         self.expected = 0
         self.delivered = 0
         self.sending = False
         self.measuring = False
+        self.holding = False
         self.stopping = False
         self.latencies: array[int] = array("q")
         self.errors: Counter[str] = Counter()
@@ -87,11 +92,15 @@ class Run:
             if plan.insecure:
                 ssl_ctx.check_hostname = False
                 ssl_ctx.verify_mode = ssl.CERT_NONE
+        ensure_file_limit(plan.connections + FD_RESERVE)
         sources = _sources(plan.source_cidr)
         gate = asyncio.Semaphore(plan.connect_concurrency)
         for room in range(plan.rooms):
             for slot in range(plan.peers):
                 self.peers.append(Peer(self, room * plan.peers + slot, room, slot))
+        size = plan.idle_room_size or 1
+        for i in range(plan.idle):
+            self.idle.append(IdlePeer(self, i, i // size, i % size))
 
         async def open_one(peer: Peer) -> None:
             async with gate:
@@ -109,28 +118,23 @@ class Run:
                 )
                 await asyncio.wait_for(peer.opened, plan.connect_timeout_s)
 
-        results = await asyncio.gather(*(open_one(p) for p in self.peers), return_exceptions=True)
+        everyone = self.idle + self.peers
+        results = await asyncio.gather(*(open_one(p) for p in everyone), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             hint = ""
             if plan.source_cidr is None and any(" 429 " in str(f) for f in failures):
                 hint = " (a per-address limit: spread the sockets with --source-cidr)"
             raise SetupError(
-                f"{len(failures)} of {len(self.peers)} connections failed; "
+                f"{len(failures)} of {len(everyone)} connections failed; "
                 f"first: {failures[0]!r}{hint}"
             )
 
     async def form_rooms(self) -> None:
         """Slot 0 creates each room, the others join; wait until every member is in."""
-        plan = self.plan
-        heads = self.peers[:: plan.peers]
-        await asyncio.gather(*(self._ask(p, {"type": "create"}) for p in heads))
-        joins = [
-            self._ask(p, {"type": "join", "roomId": self.peers[p.base].room_id})
-            for p in self.peers
-            if p.slot
-        ]
-        await asyncio.gather(*joins)
+        await _form(self, self.peers, self.plan.peers)
+        if self.plan.idle_room_size:
+            await _form(self, self.idle, self.plan.idle_room_size)
 
     async def _ask(self, peer: Peer, message: dict[str, str]) -> None:
         peer.reply = self.loop.create_future()
@@ -179,9 +183,33 @@ class Run:
         if self.delivered >= self.expected:
             self.drained.set()
 
+    def open_connections(self) -> int:
+        """Sockets still open (upgraded and neither closed by the server nor lost)."""
+        return sum(
+            1
+            for peer in (*self.idle, *self.peers)
+            if peer.upgraded and peer.transport is not None and not peer.transport.is_closing()
+        )
+
+    async def hold(self) -> None:
+        """Keep every connection open for ``hold_s`` or until SIGINT/SIGTERM."""
+        ended = asyncio.Event()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self.loop.add_signal_handler(sig, ended.set)
+                installed.append(sig)
+        self.holding = True
+        try:
+            await _until(ended, self.plan.hold_s)
+        finally:
+            self.holding = False
+            for sig in installed:
+                self.loop.remove_signal_handler(sig)
+
     def close(self) -> None:
         self.stopping = True
-        for peer in self.peers:
+        for peer in (*self.idle, *self.peers):
             peer.close()
 
     def verdict(self) -> Verdict:
@@ -205,6 +233,29 @@ class Run:
         return v
 
 
+async def _form(run: Run, members: list[Peer], size: int) -> None:
+    """Rooms of ``size`` consecutive ``members``: slot 0 creates, then the others join."""
+    await asyncio.gather(*(run._ask(p, {"type": "create"}) for p in members[::size]))
+    joins = [
+        run._ask(p, {"type": "join", "roomId": members[p.base].room_id}) for p in members if p.slot
+    ]
+    await asyncio.gather(*joins)
+
+
+def ensure_file_limit(needed: int) -> None:
+    """Raise the soft open-file limit to ``needed`` (15,000 sockets need more than the
+    usual 1,024); ``SetupError`` naming ``ulimit -Hn`` when the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise SetupError(
+            f"{needed} open files needed, the hard limit is {hard}: raise it (ulimit -Hn) "
+            "or open fewer connections per process"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
 def _sources(cidr: str | None) -> Iterator[str] | None:
     if cidr is None:
         return None
@@ -218,8 +269,13 @@ def _sources(cidr: str | None) -> Iterator[str] | None:
     return cycle()
 
 
-async def execute(plan: Plan, progress: Progress | None = None) -> Report:
-    """Run ``plan`` against its deployment and judge it (``SetupError`` if it cannot start)."""
+async def execute(
+    plan: Plan, progress: Progress | None = None, on_hold: Callable[[Run], None] | None = None
+) -> Report:
+    """Run ``plan`` against its deployment and judge it (``SetupError`` if it cannot start).
+
+    With ``plan.hold_s``, ``on_hold`` is called once the signals have drained and every
+    connection is about to be held."""
     loop = asyncio.get_running_loop()
     run = Run(plan, loop)
     ticker: asyncio.TimerHandle | None = None
@@ -251,6 +307,11 @@ async def execute(plan: Plan, progress: Progress | None = None) -> Report:
         run.measuring = False
         run.stop_sending()
         await _until(run.drained, plan.drain_s)
+        if plan.hold_s:
+            if on_hold is not None:
+                on_hold(run)
+            await run.hold()
+        held = run.open_connections()
     finally:
         if ticker is not None:
             ticker.cancel()
@@ -274,6 +335,9 @@ async def execute(plan: Plan, progress: Progress | None = None) -> Report:
         errors=run.errors,
         server_cpu_s=server_cpu,
         loadgen_cpu_s=own,
+        connections=plan.connections,
+        idle=plan.idle,
+        held=held,
     )
 
 

@@ -59,10 +59,14 @@ class Report:
     errors: Counter[str] = field(default_factory=Counter)
     server_cpu_s: float | None = None
     loadgen_cpu_s: float = 0.0
+    #: sockets opened (relaying and idle), of them idle, and still open at the end
+    connections: int = 0
+    idle: int = 0
+    held: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.verdict.exactly_once and not self.errors
+        return self.verdict.exactly_once and not self.errors and self.held == self.connections
 
     @property
     def per_server_cpu_s(self) -> float | None:
@@ -94,6 +98,9 @@ class Report:
             "server_cpu_s": self.server_cpu_s,
             "delivered_per_server_cpu_s": self.per_server_cpu_s,
             "loadgen_cpu_s": round(self.loadgen_cpu_s, 3),
+            "connections": self.connections,
+            "idle": self.idle,
+            "held": self.held,
             "ok": self.ok,
         }
 
@@ -119,6 +126,10 @@ class Report:
         lines.append(
             f"load tool   {busy:.2f} cores busy"
             + ("  (near 1: the tool may be the bottleneck)" if busy > 0.9 else "")
+        )
+        lines.append(
+            f"connections {self.held:,} of {self.connections:,} still open at the end "
+            f"({self.idle:,} idle)"
         )
         verdict = "yes" if v.exactly_once else "NO"
         lines.append(

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 class Peer(Protocol):
     """A local client connection, as rooms see it."""
 
-    peer_id: str
     protocol: c.Protocol
+
+    @property
+    def peer_id(self) -> str:
+        """Its member id (a resume takes over an older one); read, never set, by rooms."""
 
     def write(self, frame: bytes) -> None: ...
 

@@ -8,7 +8,8 @@ attached and queued messages are handled in their original order. A room whose j
 cannot be loaded after ``restart_attempts`` tries is *lost*: its members get
 ``unavailable`` and close code 4002, its queued commands are answered, and its id is freed
 once the journal's delete returned (``Journal`` contract: an id is never reused before its
-stream is gone).
+stream is gone). A room whose creation failed is not restarted but retired the same way:
+its creator was refused, so it would only hold an id and its creator's room slot.
 """
 
 from __future__ import annotations
@@ -150,6 +151,14 @@ class Supervisor:
                 except Exception:
                     log.exception("room actor failed", extra={"room": room_id})
                     failures = 0
+                if actor.state.seq == 0:
+                    # The room was never created: its Create (always the first command)
+                    # was answered `unavailable` or `internal`, so nobody holds its id.
+                    # Retire it now instead of keeping an empty room charged to its
+                    # creator's address until it expires; a creation that did commit
+                    # behind a lost acknowledgement is deleted with the stream.
+                    self._retire(handle, lost=False, why="room creation failed")
+                    return
                 log.error("restarting room actor from its journal", extra={"room": room_id})
                 self.metrics.actor_restarts += 1
                 if failures:
@@ -186,7 +195,7 @@ class Supervisor:
                     await asyncio.sleep(self._delay(attempt))
         return None
 
-    def _retire(self, handle: RoomHandle, *, lost: bool) -> None:
+    def _retire(self, handle: RoomHandle, *, lost: bool, why: str = "room expired") -> None:
         """Stop routing to the room and answer everything still queued for it."""
         room_id = handle.room_id
         if self.rooms.pop(room_id, None) is None:
@@ -199,7 +208,7 @@ class Supervisor:
             handle.fanout.lose_all()
             log.error("room lost: its journal is unavailable", extra={"room": room_id})
         else:
-            log.info("room expired", extra={"room": room_id})
+            log.info(why, extra={"room": room_id})
         for command, origin in left:
             if origin is None:
                 continue

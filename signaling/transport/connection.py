@@ -1,4 +1,4 @@
-"""One client socket: an ``asyncio.Protocol`` driving websockets' sans-I/O ``ServerProtocol``.
+"""One client socket: an ``asyncio.Protocol`` driving websockets' sans-I/O ``Protocol``.
 
 Why not the ``websockets.asyncio`` server: it runs a coroutine per connection and a
 coroutine per ``send``. Here bytes are parsed in ``data_received`` and a message goes
@@ -14,9 +14,9 @@ Memory per idle connection is what most deployments run out of first, so an open
 connection holds no websockets object while nothing needs one: ``_protocol`` creates
 websockets' ``Protocol`` (already OPEN) when a frame the fast path does not take arrives
 or the server pings or closes, and ``_release`` drops it again once it is back at a frame
-boundary with nothing held (its state is then exactly that of a new one). That and the
-handshake without websockets' ``Request`` cut about 3.4 KiB per idle connection
-(BENCHMARKS.md, "memory per idle connection").
+boundary with nothing held (its state is then exactly that of a new one). With the
+handshake done without websockets' ``Request``, an idle connection keeps about 4 KiB
+less (BENCHMARKS.md, "memory per idle connection").
 
 Memory per connection is bounded whatever bytes arrive (README "Errors and limits"):
 one incomplete frame, one fragmented message whose frames each count at least
@@ -27,13 +27,9 @@ client that does not read is disconnected alone when they overflow.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
-import re
-import secrets
 import time
-import uuid
 from typing import TYPE_CHECKING, cast
 
 from websockets.frames import Frame, Opcode
@@ -41,13 +37,14 @@ from websockets.protocol import Protocol, Side, State
 
 from signaling.core import commands as c
 from signaling.core import turn, wire
+from signaling.core.commands import Signal
 from signaling.core.errors import ErrorCode
-from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND
 from signaling.rooms.peer import RoomHandle
 from signaling.telemetry.logs import FaultAdapter, FaultLog
 from signaling.transport import http, upgrade
+from signaling.transport.effects import Close, Effects, Ping, Post, Refuse
 from signaling.transport.framing import MAX_HEADER, frame_size
-from signaling.transport.session import Close, Ping, Refuse, Session
+from signaling.transport.session import Session
 
 try:
     from websockets.speedups import apply_mask
@@ -80,7 +77,6 @@ OPEN, CONNECTING, CLOSING = State.OPEN, State.CONNECTING, State.CLOSING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 CLOSE = Opcode.CLOSE
 SERVER = Side.SERVER
-TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 HEALTH_PATHS = ("/healthz", "/readyz")
 # Each frame of a fragmented message counts at least this many bytes against
 # SIGNALING_MAX_MESSAGE_BYTES, so a message cannot arrive as an endless run of tiny or
@@ -88,25 +84,11 @@ HEALTH_PATHS = ("/healthz", "/readyz")
 FRAGMENT_COST = 64
 
 
-def _new_token() -> tuple[str, str]:
-    token = secrets.token_urlsafe(24)
-    return token, digest(token)
-
-
-def digest(token: str) -> str:
-    """Only a digest of a resume token is kept in events and journals."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 class Connection(asyncio.Protocol):
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.peer_id = str(uuid.uuid4())
+        # The session's protocol, copied for the rooms (read per delivery, see Peer).
         self.protocol: c.Protocol = 1
-        # Where this client's commands go (the room it asked for last) and the room whose
-        # journal lists it as a member; they differ while a create/join/resume is pending.
-        self.room: RoomHandle | None = None
-        self.home: RoomHandle | None = None
         self.opened = False
         self.closed = False
         self.out: list[bytes] = []
@@ -125,9 +107,9 @@ class Connection(asyncio.Protocol):
         # before the upgrade and while open at a frame boundary.
         self.ws: Protocol | None = None
         self.transport: asyncio.Transport
-        # Admission and protocol state (sans-I/O); the per-message buckets are read
-        # directly on the hot path.
-        self.session = Session(hub.admission, None, self.created)
+        # Protocol state, routing and admission (sans-I/O): it decides, this carries the
+        # decisions out. The per-message buckets are read directly on the hot path.
+        self.session = Session(hub.admission, None, self.created, hub.supervisor)
         self._limits = self.session.limits
         self._socket_counted = False
         self._expiry: asyncio.TimerHandle | None = None
@@ -426,20 +408,7 @@ class Connection(asyncio.Protocol):
             hub.metrics.connections_open["v2" if self.protocol == 2 else "v1"] -= 1
             if not hub.ready and not any(conn.opened for conn in hub.connections):
                 hub.all_closed.set()
-        room, home = self.room, self.home
-        self.room = None
-        if home is not None:
-            self._disconnect(home, self.peer_id)
-        if room is not None and room is not home:
-            self._disconnect(room, self.peer_id)  # queued behind the pending entry
-
-    def _disconnect(self, room: RoomHandle, peer_id: str) -> None:
-        """This socket is gone: v2 members are detached (resumable), v1 members leave."""
-        now = time.time()
-        command: c.Command = (
-            c.Detach(peer_id, now) if self.protocol == 2 else c.Leave(peer_id, "disconnected", now)
-        )
-        room.mailbox.post((command, None), force=True)
+        self._run(self.session.disconnect(time.time()))
 
     # ---- inbound ---------------------------------------------------------------------------
 
@@ -476,11 +445,11 @@ class Connection(asyncio.Protocol):
             return
         response, v2 = accepted
         self.transport.write(response)
-        session.opened(now)
+        self.protocol = 2 if v2 else 1
+        session.opened(now, self.protocol)
         if session.expires_at is not None:
             self._expiry = hub.loop.call_at(session.expires_at, self._check_now)
         self.opened = True
-        self.protocol = 2 if v2 else 1
         version = "v2" if v2 else "v1"
         hub.metrics.connections_open[version] += 1
         hub.metrics.connections_opened[version] += 1
@@ -595,161 +564,43 @@ class Connection(asyncio.Protocol):
             self._protocol().fail(1007, "invalid UTF-8")
             self._pump()
             return
-        try:
-            self._message(text)
-        except wire.WireError as err:
-            self.error(err.code, err.message)
-
-    def _message(self, text: str) -> None:
-        metrics = self.hub.metrics
-        try:
-            msg = wire.parse(text)
-        except wire.WireError:
-            metrics.received["invalid"] += 1
-            raise
-        kind = msg.type
-        if kind == "signal":  # the hot path first
-            metrics.received["signal"] += 1
-            room = self.room
-            if room is None:
-                self.error("not_in_room", "Not in a room: create or join first")
-                return
-            payload = msg.payload
-            if payload is None:
-                raise wire.WireError("bad_message", "Field 'payload' is required")
-            to = traceparent = None
-            if self.protocol == 2:
-                to = wire.optional_str(msg, "to")
-                traceparent = self._traceparent(msg)
-            command = c.Signal(self.peer_id, payload, to, time.time(), traceparent)
-            if not room.mailbox.post((command, self)):
-                self.error("overloaded", "Room is busy; retry later")
-            return
-        if kind not in wire.MESSAGE_TYPES or (self.protocol == 1 and kind in wire.V2_ONLY_TYPES):
-            metrics.received["invalid"] += 1
-            raise wire.WireError("unknown_type", f"Unknown message type {kind!r}")
-        metrics.received[kind] += 1
-        if kind == "create":
-            self._create(msg)
-        elif kind == "join":
-            self._join(wire.require_str(msg, "roomId"))
-        elif kind == "leave":
-            self._leave()
-        else:
-            self._resume(msg)
-
-    def _traceparent(self, msg: wire.Inbound) -> str | None:
-        tp = wire.optional_str(msg, "traceparent")
-        if tp is not None and not TRACEPARENT.fullmatch(tp):
-            raise wire.WireError("bad_message", "Field 'traceparent' is not a W3C traceparent")
-        return tp
-
-    # Entering a room leaves the current one, but only once the new one is certain: the
-    # client's commands go to the new room at once (so they follow the entry in order), and
-    # the room it was in hears ``Leave`` only when the new room's journal has it
-    # (``entered``). A refused or failed create, join or resume leaves the client exactly
-    # where it was, as the seed does (``refused``).
-
-    def _create(self, msg: wire.Inbound) -> None:
-        # v2 may ask for an unguessable id (v1 clients send no such field: the seed's).
-        unguessable = msg.fields.get("unguessable", False) if self.protocol == 2 else False
-        if type(unguessable) is not bool:
-            raise wire.WireError("bad_message", "Field 'unguessable' must be true or false")
         session = self.session
-        now = self.hub.loop.time()
-        refused = session.may_create(now)
-        if refused is not None:
-            self._refuse(refused)
+        out = session.receive(text, self.last_seen, time.time())
+        if type(out) is Signal:  # the hot path: a relayed signal
+            room = session.room
+            if room is None or not room.mailbox.post((out, self)):
+                self._run(session.undelivered(out))
             return
-        handle = self.hub.supervisor.create(unguessable)
-        if handle is None:
-            session.create_failed(now)
-            self.error("rooms_exhausted", "No free room id; try again later")
-            return
-        session.created(handle.room_id, now)
-        token, token_digest = _new_token() if self.protocol == 2 else (None, "")
-        command = c.Create(self.peer_id, self.protocol, token_digest, time.time(), token)
-        handle.mailbox.post((command, self), force=True)
-        self.room = handle
+        self._run(out)  # type: ignore[arg-type]
 
-    def _join(self, room_id: str) -> None:
-        refused = self.session.may_join(room_id, self.hub.loop.time())
-        if refused is not None:
-            self._refuse(refused)
-            return
-        handle = self.hub.supervisor.get(room_id)
-        if handle is None:
-            self.error(ROOM_NOT_FOUND.code, ROOM_NOT_FOUND.message)
-            return
-        token, token_digest = _new_token() if self.protocol == 2 else (None, "")
-        command = c.Join(self.peer_id, self.protocol, token_digest, time.time(), token)
-        self._enter(handle, command)
-
-    def _leave(self) -> None:
-        room, home = self.room, self.home
-        if room is None:
-            self.error("not_in_room", "Not in a room")
-            return
-        # Routing (and the session) change when the room commits the departure
-        # (``evicted``): a leave that fails leaves the client where it was, and later
-        # signals still follow in order.
-        if home is not None and home is not room:
-            home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
-        room.mailbox.post((c.Leave(self.peer_id, "left", time.time()), self), force=True)
-
-    def _resume(self, msg: wire.Inbound) -> None:
-        room_id = wire.require_str(msg, "roomId")
-        peer_id = wire.require_str(msg, "peerId")
-        token = msg.fields.get("resumeToken")
-        if not isinstance(token, str):
-            raise wire.WireError("bad_message", "Field 'resumeToken' must be a string")
-        last_seq = wire.require_seq(msg, "lastSeq")
-        refused = self.session.may_resume(room_id, self.hub.loop.time())
-        if refused is not None:
-            self._refuse(refused)
-            return
-        handle = self.hub.supervisor.get(room_id)
-        # Tokens are URL-safe base64 (ASCII): any other text, a lone surrogate included,
-        # cannot match one, and is refused before the client leaves its current room.
-        if handle is None or not token.isascii():
-            self.hub.metrics.resumes["failed"] += 1
-            self.error(RESUME_FAILED.code, RESUME_FAILED.message)
-            return
-        self._enter(handle, c.Resume(peer_id, digest(token), last_seq, time.time()))
-
-    def _enter(self, handle: RoomHandle, command: c.Command) -> None:
-        if not handle.mailbox.post((command, self)):
-            self.error("overloaded", "Room is busy; retry later")
-            return
-        self.room = handle
+    def _run(self, effects: Effects) -> None:
+        """Carry out what the session decided, in order."""
+        for effect in effects:
+            if isinstance(effect, Post):
+                sent = effect.room.mailbox.post(
+                    (effect.command, self if effect.attach else None), force=effect.force
+                )
+                if not sent and not effect.force:
+                    self._run(self.session.undelivered(effect))
+            else:
+                self._refuse(effect)
 
     # ---- rooms.peer.Peer: told by the room once its journal decided ----------------------
 
+    @property
+    def peer_id(self) -> str:
+        return self.session.peer_id
+
     def entered(self, room: RoomHandle, peer_id: str) -> None:
-        home = self.home
-        if home is not None and home is not room:
-            home.mailbox.post((c.Leave(self.peer_id, "left", time.time()), None), force=True)
-        resumed = peer_id != self.peer_id  # a resume takes over the old peer id
-        self.home = room
-        self.peer_id = peer_id
+        # Gone while the entry was pending: the session leaves the new room too.
         now = self.hub.loop.time()
-        self.session.entered(now)
-        if resumed:
-            self.session.resumed(now)
-        if self.closed:  # gone while the entry was pending: leave the new room too
-            self._disconnect(room, peer_id)
+        self._run(self.session.entered(room, peer_id, now, time.time(), gone=self.closed))
 
     def refused(self, room: RoomHandle) -> None:
-        if self.room is room:
-            self.room = self.home
+        self.session.refused(room)
 
     def evicted(self, room: RoomHandle) -> None:
-        if self.home is room:
-            self.home = None
-        if self.room is room:
-            self.room = None
-        if self.home is None:
-            self.session.left(self.hub.loop.time())
+        self.session.evicted(room, self.hub.loop.time())
 
     # ---- outbound --------------------------------------------------------------------------
 
@@ -767,35 +618,32 @@ class Connection(asyncio.Protocol):
 
     def _refresh_ice(self) -> None:
         self._ice_timer = None
-        if self.closed or self.room is None:
+        if self.closed or self.session.room is None:
             return  # out of rooms: the next room reply brings fresh credentials
         servers = self.ice_servers(self.peer_id)
         if servers is not None:
             self.write(wire.text_frame(turn.ice_servers_message(servers)))
 
     def _refuse(self, refused: Refuse | None) -> None:
-        """An admission refusal: the error reply, and a 1008 close when it says so."""
+        """The session's refusal: the error reply, and a 1008 close when it says so."""
         if refused is None:
             return
-        if refused.retry_after_ms is None:
-            self.error(refused.code, refused.message)
-        else:
-            self.hub.metrics.errors[refused.code] += 1
-            self.write(
-                wire.text_frame(
-                    wire.error(refused.code, refused.message, retry_after_ms=refused.retry_after_ms)
-                )
-            )
+        self._reply(refused.code, refused.message, refused.retry_after_ms)
         if refused.close:
             self.close(1008, "rate limit exceeded" if refused.code == "rate_limited" else "")
 
     def error(self, code: ErrorCode, message: str) -> None:
+        """An error reply the room decided (``Peer``)."""
         if code == "room_not_found":
-            # A failed join: charged to the client's address (the brute-force guard).
+            # A join the room refused: charged to the client's address (the brute-force
+            # guard), like one the session's lookup refused.
             self.session.failed(code, self.hub.loop.time())
+        self._reply(code, message)
+
+    def _reply(self, code: ErrorCode, message: str, retry_after_ms: int | None = None) -> None:
         self.hub.metrics.errors[code] += 1
         # Built each time: a cache keyed by text a client chose would be the client's to fill.
-        self.write(wire.text_frame(wire.error(code, message)))
+        self.write(wire.text_frame(wire.error(code, message, retry_after_ms=retry_after_ms)))
 
     def write(self, frame: bytes) -> None:
         """Queue a ready-made frame; it goes out with this turn's other frames."""
@@ -895,7 +743,7 @@ class Connection(asyncio.Protocol):
             self._pump()
         elif isinstance(due, Close):
             if due.error is not None:  # the reply only: the close carries due's reason
-                self.error(due.error.code, due.error.message)
+                self._reply(due.error.code, due.error.message)
             self.close(due.code, due.reason)
         else:
             if due.reason == "no pong":

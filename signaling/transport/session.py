@@ -1,7 +1,7 @@
 """A client's session, sans-I/O: explicit state, injected clock, one admission hook.
 
 ``Connection`` moves bytes; this decides. The session knows where a client is in its
-life and what it may do next:
+life, where its commands go and what it may do next:
 
     HANDSHAKE --accept--> OPEN --enter--> IN_ROOM --leave--> OPEN
         |                  |                 |
@@ -10,27 +10,63 @@ life and what it may do next:
                CLOSING ---------> CLOSED
 
 Every transition is one row of ``TRANSITIONS`` (as in h11's ``_state.py``); any other is
-a ``SessionError``, a bug in the caller rather than a client's fault. Every decision that
-limits or authenticates a client goes through ``Admission`` (process-wide state) and
-comes back as a value: ``Reject`` for the HTTP handshake, ``Refuse`` for an error reply
-(and possibly a 1008 close), ``None`` to go ahead. Time comes in as arguments (``now``
-on the event loop's monotonic clock, ``wall`` in Unix seconds for token expiry), so the
-tests drive it by hand and nothing here sleeps, reads a socket or a clock.
+a ``SessionError``, a bug in the caller rather than a client's fault.
+
+Inputs, like websockets' ``protocol.py``: the upgrade request (``handshake``), each
+decoded text message (``receive``), the rooms' verdicts on an entry (``entered``,
+``refused``, ``evicted``), the socket going away (``disconnect``, ``closed``) and the
+clocks (``due``). Outputs are values (``effects``): a relayed signal comes back as its
+``Signal`` command, for the connection to post to ``room``'s mailbox; everything else
+as ``Post`` (this command to that room's mailbox, with or without this connection
+attached, forced or not) and ``Refuse`` (an error reply, possibly a 1008 close).
+
+Every decision that limits or authenticates a client goes through ``Admission``
+(process-wide state); rooms are found through a ``RoomDirectory`` (the supervisor, in
+the server), never by reaching into the room runtime. Time comes in as arguments
+(``now`` on the event loop's monotonic clock, ``wall`` in Unix seconds for tokens and
+commands), so the tests drive it by hand and nothing here sleeps, reads a socket or a
+clock. Requests other than ``signal`` are handled in ``requests``.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
+from signaling.core import commands as c
+from signaling.core import wire
 from signaling.core.errors import ErrorCode
+from signaling.rooms.peer import RoomHandle
+from signaling.transport import requests
 from signaling.transport.addresses import client_address
 from signaling.transport.admission import Admission
 from signaling.transport.auth import AuthError, Grant, token_from
+from signaling.transport.effects import (
+    NOTHING,
+    OVERLOADED,
+    PING,
+    Abort,
+    Close,
+    Due,
+    Effects,
+    Post,
+    Refuse,
+    Reject,
+)
 from signaling.transport.limits import ConnectionLimits, retry_after_ms
+
+
+class RoomDirectory(Protocol):
+    """Where sessions find rooms (``rooms.supervisor.Supervisor`` in the server)."""
+
+    def create(self, unguessable: bool) -> RoomHandle | None:
+        """A new room (its id short or ``unguessable``), or None when no id is free."""
+
+    def get(self, room_id: str) -> RoomHandle | None:
+        """The live room ``room_id``, or None."""
 
 
 class Phase(enum.Enum):
@@ -50,55 +86,11 @@ TRANSITIONS: Final[dict[Phase, frozenset[Phase]]] = {
 }
 
 POLICY_VIOLATION: Final = 1008
+NOT_IN_ROOM: Final[Effects] = (Refuse("not_in_room", "Not in a room: create or join first"),)
 
 
 class SessionError(Exception):
     """A transition the table does not allow: the caller's bug, never the client's."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """Refuse the HTTP handshake: ``status`` with ``body``; ``reason`` labels the metric."""
-
-    status: int
-    reason: str
-    body: str
-    retry_after: int | None = None  # seconds, for a Retry-After header
-
-
-@dataclass(frozen=True, slots=True)
-class Refuse:
-    """Refuse one client request with an error reply; ``close`` asks for a 1008 close."""
-
-    code: ErrorCode
-    message: str
-    retry_after_ms: int | None = None
-    close: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """Close the connection: the session's timers found a reason."""
-
-    code: int
-    reason: str
-    error: Refuse | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Abort:
-    """Drop the socket without a closing handshake: it stopped answering."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    """Send a WebSocket ping: the client has been silent for a ping interval."""
-
-
-PING: Final = Ping()
-Due = Close | Abort | Ping
 
 
 def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
@@ -122,15 +114,29 @@ class Session:
         "closing_since",
         "expires_at",
         "grant",
+        "home",
         "limits",
+        "peer_id",
         "phase",
         "pinged_at",
+        "protocol",
+        "room",
         "roomless_since",
+        "rooms",
         "started",
     )
 
-    def __init__(self, admission: Admission, peer: str | None, now: float) -> None:
+    def __init__(
+        self, admission: Admission, peer: str | None, now: float, rooms: RoomDirectory
+    ) -> None:
         self.admission = admission
+        self.rooms = rooms
+        self.peer_id = str(uuid.uuid4())  # until a resume takes over an older one
+        self.protocol: c.Protocol = 1  # the seed's, unless the handshake chose v2
+        # Where this client's commands go (the room it asked for last) and the room whose
+        # journal lists it as a member; they differ while a create/join/resume is pending.
+        self.room: RoomHandle | None = None
+        self.home: RoomHandle | None = None
         self.phase = Phase.HANDSHAKE
         self.address = client_address(peer, ())  # until the handshake's headers are read
         self.grant: Grant | None = None
@@ -198,9 +204,10 @@ class Session:
         retry = max(1, int(wait + 0.999)) if wait else None
         return Reject(status, reason, body, retry)
 
-    def opened(self, now: float) -> None:
-        """The 101 went out."""
+    def opened(self, now: float, protocol: c.Protocol = 1) -> None:
+        """The 101 went out, for the seed's protocol (1) or ``signaling.v2`` (2)."""
         self._to(Phase.OPEN)
+        self.protocol = protocol
         self._open = True
         self.admission.websockets += 1
         self.roomless_since = now
@@ -218,6 +225,40 @@ class Session:
             self.admission.rejected("abuse")
             return Refuse("rate_limited", "Rate limit exceeded", retry_after_ms(wait), True)
         return Refuse("rate_limited", "Rate limit exceeded", retry_after_ms(wait))
+
+    def receive(self, text: str, now: float, wall: float) -> c.Signal | Effects:
+        """One client text message, admitted (``message``) and decoded: a ``Signal`` to
+        post to ``room`` with this connection attached, or what to do instead.
+
+        The relay's hot path: one call per message, no allocation beyond the command
+        (the connection adds the mailbox tuple). Other requests go to ``requests``."""
+        try:
+            msg = wire.parse(text)
+        except wire.WireError as err:
+            self.admission.metrics.received["invalid"] += 1
+            return (Refuse(err.code, err.message),)
+        if msg.type != "signal":
+            return requests.dispatch(self, msg, now, wall)
+        self.admission.metrics.received["signal"] += 1
+        if self.room is None:
+            return NOT_IN_ROOM
+        payload = msg.payload
+        if payload is None:
+            return (Refuse("bad_message", "Field 'payload' is required"),)
+        if self.protocol == 2:
+            try:
+                to = wire.optional_str(msg, "to")
+                return c.Signal(self.peer_id, payload, to, wall, requests.traceparent(msg))
+            except wire.WireError as err:
+                return (Refuse(err.code, err.message),)
+        return c.Signal(self.peer_id, payload, None, wall, None)
+
+    def undelivered(self, what: Post | c.Signal) -> Effects:
+        """The mailbox refused a post that was not forced (full): nothing happened, so
+        an entry routes the client back where it was; the client hears ``overloaded``."""
+        if isinstance(what, Post) and self.room is what.room:
+            self.room = what.previous
+        return (OVERLOADED,)
 
     # ---- room entry ------------------------------------------------------------------
 
@@ -291,14 +332,66 @@ class Session:
         """A resume succeeded: give its up-front charge back."""
         self.admission.addresses.refund(self.address, "failed_resumes", now)
 
-    def entered(self, now: float) -> None:
+    # ---- the rooms' verdicts (``rooms.peer.Peer``) --------------------------------------
+    #
+    # Entering a room leaves the current one, but only once the new one is certain: the
+    # client's commands go to the new room at once (``room``, so they follow the entry in
+    # order), and the room it was in (``home``) hears ``Leave`` only when the new room's
+    # journal has the entry (``entered``). A refused or failed create, join or resume
+    # leaves the client exactly where it was, as the seed does (``refused``).
+
+    def entered(
+        self, room: RoomHandle, peer_id: str, now: float, wall: float, *, gone: bool = False
+    ) -> Effects:
+        """``room`` committed this client's entry as member ``peer_id`` (a resume takes
+        over an older id). ``gone``: the socket went away while the entry was pending."""
+        home = self.home
+        effects = NOTHING
+        if home is not None and home is not room:
+            effects = (Post(home, c.Leave(self.peer_id, "left", wall)),)
+        resumed = peer_id != self.peer_id
+        self.home = room
+        self.peer_id = peer_id
         if self.phase is Phase.OPEN or self.phase is Phase.IN_ROOM:
             self._to(Phase.IN_ROOM)
+        if resumed:
+            self.resumed(now)
+        if gone:  # leave the new room too
+            effects += (Post(room, self._disconnect_command(peer_id, wall)),)
+        return effects
 
-    def left(self, now: float) -> None:
-        if self.phase is Phase.IN_ROOM:
+    def refused(self, room: RoomHandle) -> None:
+        """``room`` refused this client's create/join/resume: it stays where it was."""
+        if self.room is room:
+            self.room = self.home
+
+    def evicted(self, room: RoomHandle, now: float) -> None:
+        """This client is no longer a member of ``room`` (left, expired, resumed
+        elsewhere, lost)."""
+        if self.home is room:
+            self.home = None
+        if self.room is room:
+            self.room = None
+        if self.home is None and self.phase is Phase.IN_ROOM:
             self._to(Phase.OPEN)
             self.roomless_since = now
+
+    def disconnect(self, wall: float) -> Effects:
+        """The socket is gone: v2 members are detached (resumable), v1 members leave;
+        a pending entry's room hears it too, queued behind the entry."""
+        room, home = self.room, self.home
+        self.room = None
+        effects = NOTHING
+        if home is not None:
+            effects = (Post(home, self._disconnect_command(self.peer_id, wall)),)
+        if room is not None and room is not home:
+            effects += (Post(room, self._disconnect_command(self.peer_id, wall)),)
+        return effects
+
+    def _disconnect_command(self, peer_id: str, wall: float) -> c.Command:
+        if self.protocol == 2:
+            return c.Detach(peer_id, wall)
+        return c.Leave(peer_id, "disconnected", wall)
 
     # ---- timers and the end ---------------------------------------------------------
 

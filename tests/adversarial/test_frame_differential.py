@@ -29,9 +29,12 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from signaling.config import Settings
+from signaling.core import commands as c
 from signaling.core.errors import ErrorCode
 from signaling.transport.connection import FRAGMENT_COST, Connection
+from signaling.transport.effects import NOTHING, Effects
 from signaling.transport.server import Hub
+from signaling.transport.session import Session
 from tests.adversarial.wsframes import HANDSHAKE, encode, header_end, smuggling
 
 MAX = 256  # the smallest SIGNALING_MAX_MESSAGE_BYTES: 16-bit lengths both fit and overflow
@@ -67,13 +70,28 @@ class FakeTransport:
         return ("127.0.0.2", 40000) if name == "peername" else default
 
 
-class Recorded(Connection):
-    """The real connection, with the message handler replaced by a recorder."""
+class RecordingSession(Session):
+    """The real session (admission, limits), with the message handler replaced by a
+    recorder: what the connection hands over is the subject here, not what it means."""
 
     record: Record
 
-    def _message(self, text: str) -> None:
+    def receive(self, text: str, now: float, wall: float) -> c.Signal | Effects:
         self.record.append(("text", text))
+        return NOTHING
+
+
+class Recorded(Connection):
+    """The real connection, feeding a recording session."""
+
+    record: Record
+
+    def __init__(self, hub: Hub) -> None:
+        super().__init__(hub)
+        session = RecordingSession(hub.admission, None, self.created, hub.supervisor)
+        self.session = session
+        self._limits = session.limits
+        session.record = self.record = []
 
     def error(self, code: ErrorCode, message: str) -> None:
         self.record.append(("error", code))
@@ -88,7 +106,6 @@ def through_server(
     """``close_at``: the server starts the closing handshake (as on shutdown) after that
     many segments."""
     conn = Recorded(hub)
-    conn.record = []
     transport = FakeTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
     conn.data_received(HANDSHAKE)

@@ -300,7 +300,32 @@ def test_notes_tell_how_to_connect() -> None:
     assert "ws://signaling.signaling.svc:8080/" in notes()
     text = notes(VALUE_SETS["ingress"])
     assert "wss://rtc.example.com/" in text
-    assert "trustedProxies is empty" in notes({"ingress": {"enabled": True}})
+    shared = {"ingress": {"enabled": True, "sharedClientAddress": True}}
+    assert "share one address" in notes(shared)
+    assert "share one address" not in text
+
+
+def test_an_ingress_without_trusted_proxies_is_refused() -> None:
+    """Behind an ingress every connection comes from the controller's pod: without its
+    CIDRs in trustedProxies all users would share one address's limits, so a few users
+    would lock out everyone. The chart refuses to render that instead of warning."""
+    with pytest.raises(helm_python.HelmRenderError) as err:
+        render_raw({"ingress": {"enabled": True}})
+    message = str(err.value)
+    assert "Set ingress.trustedProxies" in message
+    assert "pod CIDR" in message
+    assert "ingress.sharedClientAddress: true" in message
+
+
+def test_an_ingress_with_trusted_proxies_or_an_explicit_opt_out_renders() -> None:
+    """Either source of trusted proxies satisfies the check; the opt-out renders the
+    server without any trusted proxy (every user keyed by the controller's address)."""
+    by_server = {"ingress": {"enabled": True}, "server": {"trustedProxies": ["10.244.0.0/16"]}}
+    env = container_env(render(by_server))
+    assert env["SIGNALING_TRUSTED_PROXIES"] == "10.244.0.0/16"
+    shared = render({"ingress": {"enabled": True, "sharedClientAddress": True}})
+    assert "SIGNALING_TRUSTED_PROXIES" not in container_env(shared)
+    assert one(shared, "Ingress")["spec"]["rules"][0]["host"] == "signaling.example.com"
 
 
 def test_the_readme_install_command_renders() -> None:

@@ -46,6 +46,11 @@ WRONG: list[tuple[str, dict[str, Any], str]] = [
         {"ingress": {"hosts": [{"host": "a", "paths": [{"path": "x", "pathType": "Prefix"}]}]}},
         "/ingress/hosts/0/paths/0/path",
     ),
+    (
+        "shared client address as text",
+        {"ingress": {"sharedClientAddress": "yes"}},
+        "/ingress/sharedClientAddress",
+    ),
     ("ingress tls without secret", {"ingress": {"tls": [{"hosts": ["a"]}]}}, "secretName"),
     (
         "hpa target above 100",

@@ -122,7 +122,11 @@ def test_a_client_that_does_not_read_is_disconnected_alone() -> None:
     with the server for one event loop."""
     # 6.4 MB in a few seconds is over the default byte rate: this test is about the
     # slow-consumer cut-off, so the sender's byte limit is off here.
-    env = {"SIGNALING_SEND_BUFFER_BYTES": str(256 * 1024), "SIGNALING_BYTE_RATE": "0"}
+    env = {
+        "SIGNALING_SEND_BUFFER_BYTES": str(256 * 1024),
+        "SIGNALING_JOURNAL_MAX_BYTES": str(128 * 1024),  # at most half the send buffer
+        "SIGNALING_BYTE_RATE": "0",
+    }
     with spawn_server(env) as proc:
         asyncio.run(_slow_consumer_scenario(proc.port))
         metrics = http_get(proc.metrics_url)[1]

@@ -295,7 +295,8 @@ async def test_a_resume_whose_read_fails_leaves_the_client_put(rig: Rig) -> None
         "lastSeq": joined["seq"],
     }
     assert [m.get("code") for m in await rig.do(c_, resume)] == ["unavailable"]
-    assert c_.conn.room is c_.conn.home and c_.conn.home.room_id == other  # type: ignore[union-attr]
+    session = c_.conn.session
+    assert session.room is session.home and session.home.room_id == other  # type: ignore[union-attr]
     rig.check()
     reply = await rig.do(c_, resume)  # the journal is back: the resume works
     assert reply[0]["type"] == "resumed", reply
@@ -339,3 +340,55 @@ def test_stale_writers_are_refused_by_the_actor_path() -> None:
     journal.append("1", [ev.RoomExpired(1, 0.0)], 0)
     with pytest.raises(Exception, match="expected seq 0"):
         journal.append("1", [ev.RoomExpired(1, 0.0)], 0)
+
+
+@pytest.mark.parametrize("fault", ["claim", "append", "lost acknowledgement", "decide"])
+async def test_a_refused_create_gives_back_its_room_slot_and_id(
+    fault: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create answered `unavailable` (or `internal`) made no room anyone can enter: it
+    must not keep an empty room charged to its creator's address until it expires. From
+    outside: the address can still create its whole quota of live rooms afterwards."""
+    quota = 2
+    journal = FaultyJournal()
+    hub = Hub(Settings(port=0, metrics_port=0, rooms_per_address=quota), journal=journal)
+    hub.ready = True
+    hub.supervisor.backoff = (0.0, 0.0)
+    rig = Rig(hub, journal)
+    try:
+        if fault == "claim":
+            journal.fail_creates = 1
+        elif fault == "append":
+            journal.fail_appends = 1
+        elif fault == "lost acknowledgement":
+            journal.fail_appends, journal.ambiguous_appends = 1, True
+        else:
+            creates: list[c.Command] = []
+
+            def first_create(state: Any, cmd: c.Command) -> bool:
+                if type(cmd) is c.Create:
+                    creates.append(cmd)
+                return creates == [cmd]  # only the first Create fails
+
+            explode_on(monkeypatch, signaling.rooms.actor, "decide", first_create)
+        refused = rig.client()
+        reply = await rig.do(refused, {"type": "create"})
+        expected = "internal" if fault == "decide" else "unavailable"
+        assert [m.get("code") for m in reply] == [expected], reply
+        await rig.settle()
+        creators = [rig.client(v2=bool(n % 2)) for n in range(quota)]
+        rooms = []
+        for creator in creators:
+            reply = await rig.do(creator, {"type": "create"})
+            assert reply[0]["type"] == "room_created", (fault, reply)
+            rooms.append(reply[0]["roomId"])
+        assert set(hub.supervisor.rooms) == set(rooms), "the refused room is gone"
+        assert hub.metrics.rooms_live == quota
+        assert hub.admission.addresses.rooms_held("127.0.0.1") == quota
+        assert [r for r in journal.history if r in journal] == rooms, "its stream is gone"
+        assert len(hub.supervisor.ids) == quota, "and its id is free"
+        # The quota still holds: one more live room from this address is refused.
+        assert (await rig.do(refused, {"type": "create"}))[0]["code"] == "rate_limited"
+        rig.check()
+    finally:
+        await hub.supervisor.close()

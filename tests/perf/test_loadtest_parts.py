@@ -93,6 +93,10 @@ def test_percentile_is_nearest_rank() -> None:
         {"payload_bytes": 10},
         {"protocol": 3},
         {"max_per_peer": 0},
+        {"idle": -1},
+        {"hold_s": -1.0},
+        {"idle": 4, "idle_room_size": 1},
+        {"idle": 5, "idle_room_size": 2},  # rooms are whole
     ],
 )
 def test_plan_refuses_what_cannot_run(bad: dict[str, object]) -> None:
@@ -108,3 +112,8 @@ def test_plan_reads_the_url() -> None:
         True,
         "/ws?x=1",
     )
+
+
+def test_plan_counts_relaying_and_idle_connections() -> None:
+    assert Plan(rooms=20, peers=2, idle=4960, idle_room_size=2).connections == 5000
+    assert Plan(rooms=3, peers=4).connections == 12

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import ssl
 import subprocess
 import sys
@@ -21,7 +22,9 @@ import pytest
 import trustme
 from websockets.asyncio.server import ServerConnection, serve
 
+from tests.support.http import http_get, metric_value
 from tests.support.server import REPO_ROOT, spawn_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -150,6 +153,59 @@ def test_signals_refused_by_the_message_limit_free_their_window_slot() -> None:
         report["delivered_total"] == report["expected_total"] == report["sent"] - report["rejected"]
     ), report
     assert any("rate_limited" in error for error in report["errors"]), report
+
+
+def test_idle_connections_are_held_and_a_connection_the_server_closes_fails_the_run() -> None:
+    """``--idle`` sockets beside the relaying rooms, kept open by ``--hold``: idle ones in
+    rooms stay, roomless ones meet the server's roomless timeout during the hold; the
+    tool counts what it still holds and the run fails naming the server's close."""
+    env = {"SIGNALING_ROOMLESS_TIMEOUT_S": "1"}
+    relaying, in_rooms, roomless = 2 * 2, 6, 5
+    with spawn_server(env) as server:
+        cmd = [sys.executable, "-m", "signaling.loadtest", server.url, "--json", "-", "-q"]
+        args = ["--rooms", "2", "--max-per-peer", "50", "--warmup", "0", "--hold", "90"]
+        in_rooms_args = ["--idle", str(in_rooms), "--idle-room-size", "2"]
+        held_ok = subprocess.Popen(
+            [*cmd, *args, *in_rooms_args, "--source-cidr", "127.4.2.0/24"],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        dropped = subprocess.Popen(
+            [*cmd, *args, "--idle", str(roomless), "--source-cidr", "127.4.3.0/24"],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            for proc in (held_ok, dropped):
+                assert proc.stderr is not None
+                assert "holding" in proc.stderr.readline()  # after the verdict, all held
+            # The roomless ones time out (the server's sweep); everything else stays.
+            open_now = relaying * 2 + in_rooms
+            wait_until(
+                lambda: (
+                    metric_value(
+                        http_get(server.metrics_url)[1], "signaling_connections_open", protocol="v1"
+                    )
+                    == open_now
+                ),
+                what=f"{open_now} open connections",
+                timeout=30,
+            )
+        finally:
+            for proc in (held_ok, dropped):
+                proc.send_signal(signal.SIGTERM)
+        reports = []
+        for proc in (held_ok, dropped):
+            out, err = proc.communicate(timeout=30)
+            reports.append((proc.returncode, json.loads(out[out.index("{") :]), err))
+    status, report, err = reports[0]
+    assert status == 0, (report, err)
+    assert report["connections"] == report["held"] == relaying + in_rooms, report
+    assert report["idle"] == in_rooms and report["exactly_once"], report
+    status, report, err = reports[1]
+    assert status == 1, (report, err)
+    assert report["connections"] == relaying + roomless, report
+    assert report["held"] == relaying, report
+    assert report["exactly_once"], report  # the relaying rooms were not disturbed
+    assert report["errors"] == {"closed by server (1008)": roomless}, report
 
 
 def test_wss_with_a_private_ca(tmp_path: Path) -> None:

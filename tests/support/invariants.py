@@ -114,13 +114,13 @@ def registry_follows_journal(
     for peer_id, rooms in homes.items():
         assert len(rooms) <= 1, f"{peer_id} is a member of rooms {rooms}"
     for peer_id, client in open_by_peer.items():
-        conn = client.conn
-        assert conn.room is conn.home, "an entry is still pending after the rooms settled"
+        session = client.conn.session
+        assert session.room is session.home, "an entry is still pending after the rooms settled"
         where = homes.get(peer_id, [])
-        if conn.home is None:
+        if session.home is None:
             assert not [r for r in where if peer_id in attached_by_journal(journal, r)]
         else:
-            assert where == [conn.home.room_id], (peer_id, where, conn.home.room_id)
+            assert where == [session.home.room_id], (peer_id, where, session.home.room_id)
 
 
 def signals_reach_exactly_the_members(

@@ -69,3 +69,35 @@ def test_allowed_origins_are_normalised() -> None:
     env = {"SIGNALING_ALLOWED_ORIGINS": " https://App.example/ ,http://localhost:8080,null"}
     s = config.load([], env)
     assert s.allowed_origins == "https://app.example,http://localhost:8080,null"
+
+
+def test_the_resume_window_fits_twice_in_the_send_buffer() -> None:
+    """A resume replays up to the journal window into the send buffer at once: with a
+    window over half the buffer, a slow resuming client would be cut by its own replay."""
+    s = config.load([], {})
+    assert s.journal_max_bytes <= s.send_buffer_bytes // 2
+    ok = {"SIGNALING_SEND_BUFFER_BYTES": "262144", "SIGNALING_JOURNAL_MAX_BYTES": "131072"}
+    assert config.load([], ok).journal_max_bytes == 131072
+    for env in (
+        {"SIGNALING_JOURNAL_MAX_BYTES": str(s.send_buffer_bytes)},
+        {"SIGNALING_SEND_BUFFER_BYTES": str(s.journal_max_bytes)},
+        {"SIGNALING_SEND_BUFFER_BYTES": "262144"},  # lowering the buffer alone
+    ):
+        with pytest.raises(config.ConfigError, match="at most half") as err:
+            config.load([], env)
+        assert "SIGNALING_JOURNAL_MAX_BYTES" in str(err.value)
+        assert "SIGNALING_SEND_BUFFER_BYTES" in str(err.value)
+
+
+def test_a_window_over_half_the_send_buffer_exits_2_naming_both() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "signaling", "--journal-max-bytes", "1048576"],
+        env={"PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "invalid configuration: SIGNALING_JOURNAL_MAX_BYTES" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -140,3 +140,25 @@ async def test_total_budget_trims_the_least_recently_active_rooms_first() -> Non
     for room in ("old", "mid", "live"):
         await journal.delete(room)
     assert journal.total_bytes == 0
+
+
+async def test_the_byte_window_counts_payloads_in_utf8_bytes() -> None:
+    """A resume replays the window as UTF-8 frames: a window counted in characters would
+    let four times as many bytes of emoji through as of ASCII."""
+    ascii_, emoji = '"' + "x" * 1000 + '"', '"' + "\U0001f600" * 1000 + '"'
+    assert event_size(e.SignalRelayed(1, "a", emoji, None, 0)) == 96 + len(emoji.encode())
+    assert event_size(e.SignalRelayed(1, "a", ascii_, None, 0)) == 96 + len(ascii_)
+    window = 10 * event_size(e.SignalRelayed(1, "a", ascii_, None, 0))
+    journal = MemoryJournal(max_events=1000, max_bytes=window)
+    state = RoomState("r")
+    await journal.create("r", state)
+    history: list[e.Event] = []
+    for seq in range(1, 11):  # each emoji signal is 4,098 bytes: two fit in the window
+        history.append(e.SignalRelayed(seq, "a", emoji, None, 0))
+        journal.append("r", [history[-1]], seq - 1, replay(state, history))
+    assert await journal.read_after("r", 0) is None, "ten emoji signals overflow the window"
+    # The longest replay still possible is within the window, in bytes.
+    replays = [await journal.read_after("r", seq) for seq in range(10)]
+    longest = next(r for r in replays if r is not None)
+    assert sum(len(x.payload.encode()) for x in longest if type(x) is e.SignalRelayed) <= window
+    assert journal.total_bytes == sum(event_size(x) for x in longest), "appends and trims agree"

@@ -1,44 +1,33 @@
 """The sans-I/O session: state table, admission decisions and timers, no sockets.
 
 Time is injected: ``now`` is a number the test advances, ``wall`` a Unix time for tokens.
+Requests and routing are in ``test_session_requests.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from signaling.config import Settings
-from signaling.telemetry.metrics import Metrics
 from signaling.transport.admission import Admission
 from signaling.transport.auth import Authenticator
-from signaling.transport.session import PING, Abort, Close, Phase, Refuse, Session, SessionError
+from signaling.transport.effects import PING, Abort, Close, Refuse
+from signaling.transport.session import Phase, Session, SessionError
 from tests.support.keys import SECRET, hs_token
-
-WALL = 1_800_000_000.0
-
-
-def admission(auth: Authenticator | None = None, **changes: object) -> Admission:
-    settings = dataclasses.replace(Settings(), **changes)  # type: ignore[arg-type]
-    return Admission(settings, Metrics(), authenticator=auth, file_limit=1024)
+from tests.support.sessions import WALL, Directory, admission, opened, room
 
 
-def opened(adm: Admission, peer: str = "127.0.0.2", now: float = 0.0, **kw: object) -> Session:
-    s = Session(adm, peer, now)
-    headers = kw.get("headers", [])
-    assert s.handshake(peer, "/", headers, [], now, WALL) is None  # type: ignore[arg-type]
-    s.opened(now)
-    return s
+def fresh(adm: Admission, peer: str, now: float) -> Session:
+    return Session(adm, peer, now, Directory())
 
 
 def test_state_table_allows_only_listed_transitions() -> None:
     adm = admission()
     s = opened(adm)
+    r = room("1234")
     phases = [s.phase]
-    s.entered(1.0)
+    s.entered(r, s.peer_id, 1.0, WALL)
     phases.append(s.phase)
-    s.left(2.0)
+    s.evicted(r, 2.0)
     phases.append(s.phase)
     assert phases == [Phase.OPEN, Phase.IN_ROOM, Phase.OPEN]
     s.closing(2.5)
@@ -76,19 +65,19 @@ def test_byte_rate() -> None:
 
 def test_handshake_rate_and_connections_per_address() -> None:
     adm = admission(handshake_rate="2/s", connections_per_address=3)
-    a = [Session(adm, "127.0.0.2", 0.0) for _ in range(3)]
+    a = [fresh(adm, "127.0.0.2", 0.0) for _ in range(3)]
     assert a[0].handshake("127.0.0.2", "/", [], [], 0.0, WALL) is None
     assert a[1].handshake("127.0.0.2", "/", [], [], 0.0, WALL) is None
     reject = a[2].handshake("127.0.0.2", "/", [], [], 0.0, WALL)
     assert reject is not None and (reject.status, reject.reason) == (429, "handshake_rate")
     # Another address is served meanwhile.
-    assert Session(adm, "127.0.0.3", 0.0).handshake("127.0.0.3", "/", [], [], 0.0, WALL) is None
+    assert fresh(adm, "127.0.0.3", 0.0).handshake("127.0.0.3", "/", [], [], 0.0, WALL) is None
     assert a[2].handshake("127.0.0.2", "/", [], [], 1.0, WALL) is None
-    fourth = Session(adm, "127.0.0.2", 2.0)
+    fourth = fresh(adm, "127.0.0.2", 2.0)
     reject = fourth.handshake("127.0.0.2", "/", [], [], 2.0, WALL)
     assert reject is not None and reject.reason == "address_connections"
     a[0].closed(3.0)  # a handshake that never opened still frees its slot
-    assert Session(adm, "127.0.0.2", 3.0).handshake("127.0.0.2", "/", [], [], 3.0, WALL) is None
+    assert fresh(adm, "127.0.0.2", 3.0).handshake("127.0.0.2", "/", [], [], 3.0, WALL) is None
     assert adm.metrics.rejected["handshake_rate"] == 1
     assert adm.metrics.rejected["address_connections"] == 1
 
@@ -97,14 +86,14 @@ def test_server_wide_cap() -> None:
     adm = admission(max_connections=2)
     opened(adm, "127.0.0.2")
     opened(adm, "127.0.0.3")
-    reject = Session(adm, "127.0.0.4", 0.0).handshake("127.0.0.4", "/", [], [], 0.0, WALL)
+    reject = fresh(adm, "127.0.0.4", 0.0).handshake("127.0.0.4", "/", [], [], 0.0, WALL)
     assert reject is not None and (reject.status, reject.reason) == (503, "server_full")
 
 
 def test_trusted_proxy_address_is_the_key() -> None:
     adm = admission(trusted_proxies="10.0.0.0/8", connections_per_address=1)
     opened(adm, "10.0.0.1", headers=[("X-Forwarded-For", "198.51.100.7")])
-    s = Session(adm, "10.0.0.1", 0.0)
+    s = fresh(adm, "10.0.0.1", 0.0)
     reject = s.handshake("10.0.0.1", "/", [("X-Forwarded-For", "198.51.100.7")], [], 0.0, WALL)
     assert reject is not None and reject.reason == "address_connections"
     other = opened(adm, "10.0.0.1", headers=[("X-Forwarded-For", "198.51.100.8")])
@@ -113,10 +102,10 @@ def test_trusted_proxy_address_is_the_key() -> None:
 
 def test_origin_allow_list() -> None:
     adm = admission(allowed_origins="https://app.example")
-    s = Session(adm, "127.0.0.2", 0.0)
+    s = fresh(adm, "127.0.0.2", 0.0)
     reject = s.handshake("127.0.0.2", "/", [("Origin", "https://evil.example")], [], 0.0, WALL)
     assert reject is not None and reject.status == 403
-    ok = Session(adm, "127.0.0.2", 0.0)
+    ok = fresh(adm, "127.0.0.2", 0.0)
     assert ok.handshake("127.0.0.2", "/", [("Origin", "https://APP.example/")], [], 0, WALL) is None
 
 
@@ -166,9 +155,10 @@ def test_roomless_timeout() -> None:
     adm = admission(roomless_timeout=60.0)
     s = opened(adm, now=0.0)
     assert s.due(59.0, 59.0) is None
-    s.entered(59.0)
+    r = room("1234")
+    s.entered(r, s.peer_id, 59.0, WALL)
     assert s.due(500.0, 500.0) is None  # in a room: no timeout
-    s.left(500.0)
+    s.evicted(r, 500.0)
     assert s.due(559.0, 559.0) is None
     close = s.due(560.0, 560.0)
     assert isinstance(close, Close) and close.code == 1008
@@ -177,15 +167,15 @@ def test_roomless_timeout() -> None:
 
 def test_token_required_and_its_grant_applies() -> None:
     adm = admission(Authenticator(secret=SECRET))
-    s = Session(adm, "127.0.0.2", 0.0)
+    s = fresh(adm, "127.0.0.2", 0.0)
     reject = s.handshake("127.0.0.2", "/", [], [], 0.0, WALL)
     assert reject is not None and (reject.status, reject.reason) == (401, "unauthorized")
-    bad = Session(adm, "127.0.0.2", 0.0)
+    bad = fresh(adm, "127.0.0.2", 0.0)
     reject = bad.handshake("127.0.0.2", "/?token=garbage", [], [], 0.0, WALL)
     assert reject is not None and "garbage" not in reject.body
 
     token = hs_token({"exp": WALL + 30, "room": "4821"})
-    s = Session(adm, "127.0.0.2", 100.0)
+    s = fresh(adm, "127.0.0.2", 100.0)
     assert s.handshake("127.0.0.2", "/", [], ["bearer." + token], 100.0, WALL) is None
     s.opened(100.0)
     assert s.may_join("4821", 100.0) is None
@@ -193,7 +183,7 @@ def test_token_required_and_its_grant_applies() -> None:
     assert refused is not None and refused.code == "unauthorized"
     refused = s.may_create(100.0)
     assert refused is not None and refused.code == "unauthorized"
-    s.entered(100.0)
+    s.entered(room("4821"), s.peer_id, 100.0, WALL)
     # Expiry is enforced during the connection, on the loop clock.
     assert s.expires_at == 130.0
     assert s.due(129.9, 129.9) is None
@@ -206,7 +196,7 @@ def test_token_required_and_its_grant_applies() -> None:
 def test_expired_token_is_refused_at_the_handshake() -> None:
     adm = admission(Authenticator(secret=SECRET))
     token = hs_token({"exp": WALL - 1})
-    s = Session(adm, "127.0.0.2", 0.0)
+    s = fresh(adm, "127.0.0.2", 0.0)
     reject = s.handshake("127.0.0.2", "/", [("Authorization", f"Bearer {token}")], [], 0, WALL)
     assert reject is not None and reject.status == 401 and "expired" in reject.body
 
@@ -225,7 +215,7 @@ def test_keepalive_pings_once_per_silence_then_aborts() -> None:
 
 def test_handshake_and_close_timeouts() -> None:
     adm = admission(handshake_timeout=10.0, close_timeout=5.0)
-    slow = Session(adm, "127.0.0.2", 0.0)
+    slow = fresh(adm, "127.0.0.2", 0.0)
     assert slow.due(10.0, 0.0) is None
     due = slow.due(10.5, 0.0)
     assert isinstance(due, Abort) and due.reason == "handshake timeout"

@@ -13,12 +13,24 @@ ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "signaling" / "web" / "static"
 
 
-@pytest.mark.parametrize("name", ["signaling.js", "mesh.js", "signaling.d.ts"])
+CLIENT = ["signaling.js", "mesh.js", "signaling.d.ts"]
+
+
+@pytest.mark.parametrize("name", CLIENT)
 def test_served_client_is_the_published_client(name: str) -> None:
-    """signaling/web/static/ carries copies of clients/js/ (package data must live inside
-    the package); they may not drift: `cp clients/js/{signaling,mesh}.js
-    clients/js/signaling.d.ts signaling/web/static/`."""
-    assert (STATIC / name).read_bytes() == (ROOT / "clients" / "js" / name).read_bytes()
+    """The browser client has one source, clients/js/ (the npm package: npm leaves
+    symlinks out of a package, so the real files live there). The package data the
+    server serves is a relative symlink to it, which the wheel, the sdist, the image's
+    build context (.dockerignore) and the compiled build (tar --dereference) resolve
+    into real files (tests/js/test_client_packages.py)."""
+    link = STATIC / name
+    assert link.is_symlink(), f"{link} must be a symlink to clients/js/{name}, not a copy"
+    target = link.readlink()
+    assert not target.is_absolute() and target == Path("../../../clients/js") / name
+    assert link.resolve() == (ROOT / "clients" / "js" / name).resolve()
+    assert link.read_bytes() == (ROOT / "clients" / "js" / name).read_bytes()
+    body = Assets.load(True).response(f"/client/{name}", False, False)
+    assert body is not None and body.endswith(link.read_bytes())
 
 
 def parse(response: bytes | None) -> tuple[str, dict[str, str], bytes]:

@@ -103,6 +103,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.tracing.enabled (not .Values.tracing.endpoint) }}
 {{- fail "tracing.enabled: set tracing.endpoint, the OTLP/HTTP collector URL (e.g. http://otel-collector:4318)." }}
 {{- end }}
+{{- if and .Values.ingress.enabled (not .Values.ingress.sharedClientAddress) (not .Values.ingress.trustedProxies) (not .Values.server.trustedProxies) }}
+{{- fail "ingress.enabled with no trusted proxies: every client would reach the server from the ingress controller's pod address and share that one address's limits (open WebSockets, handshakes, room creations), so a few users would lock out everyone. Set ingress.trustedProxies to the ingress controller's pod CIDRs (your cluster's pod CIDR, e.g. --set 'ingress.trustedProxies={10.244.0.0/16}'), or set ingress.sharedClientAddress: true to accept one shared budget (e.g. a single trusted front end)." }}
+{{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both (set the other to null)." }}
 {{- end }}
