@@ -36,6 +36,7 @@ const ENTRY_ERRORS = new Set([
   "room_not_found",
   "rooms_exhausted",
   "room_full",
+  "already_in_room",
   "overloaded",
   "unavailable",
   "rate_limited",

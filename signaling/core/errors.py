@@ -16,6 +16,7 @@ ErrorCode = Literal[
     "room_not_found",
     "rooms_exhausted",
     "room_full",
+    "already_in_room",
     "peer_not_found",
     "resume_failed",
     "overloaded",

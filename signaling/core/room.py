@@ -86,7 +86,7 @@ def decide(state: RoomState, command: c.Command) -> Decision:
             if state.expired or state.seq == 0:
                 return ROOM_NOT_FOUND
             if peer_id in state.members:
-                return Rejection("bad_message", "Already in this room")
+                return Rejection("already_in_room", "Already in this room")
             if len(state.members) >= state.policy.max_members:
                 return Rejection("room_full", "Room is full")
             return (e.PeerJoined(seq, peer_id, protocol, digest, at),)

@@ -73,6 +73,24 @@ async def test_join_unknown_room_is_the_seed_error_plus_a_code(clients: Make) ->
     )
 
 
+async def test_joining_the_room_you_are_in_is_already_in_room_and_you_stay(
+    clients: Make,
+) -> None:
+    a, b = await clients(), await clients()
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    for again in (a, b):  # the creator and a joiner
+        await again.send({"type": "join", "roomId": room})
+        assert await again.recv_text() == (
+            '{"type":"error","message":"Already in this room","code":"already_in_room"}'
+        )
+    await b.send({"type": "signal", "payload": 1})  # still members, still relaying
+    assert (await a.recv())["payload"] == 1
+    await a.send({"type": "signal", "payload": 2})
+    assert (await b.recv())["payload"] == 2
+    await a.silent()
+
+
 async def test_signal_goes_to_every_other_member(clients: Make) -> None:
     a, b, c = await clients(), await clients(), await clients()
     room = (await a.create())["roomId"]

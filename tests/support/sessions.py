@@ -8,6 +8,7 @@ that records every lookup, so a test can tell a refusal came *before* any lookup
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from signaling.config import Settings
 from signaling.core import commands as c
@@ -22,8 +23,8 @@ from signaling.transport.session import Session
 WALL = 1_800_000_000.0
 
 
-def admission(auth: Authenticator | None = None, **changes: object) -> Admission:
-    settings = dataclasses.replace(Settings(), **changes)  # type: ignore[arg-type]
+def admission(auth: Authenticator | None = None, **changes: Any) -> Admission:
+    settings = dataclasses.replace(Settings(), **changes)
     return Admission(settings, Metrics(), authenticator=auth, file_limit=1024)
 
 

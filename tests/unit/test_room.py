@@ -37,7 +37,7 @@ def test_room_full_and_double_join_are_refused() -> None:
     full = decide(state, c.Join("d", 1, "", 0))
     assert isinstance(full, Rejection) and full.code == "room_full"
     again = decide(state, c.Join("b", 1, "", 0))
-    assert isinstance(again, Rejection) and again.code == "bad_message"
+    assert again == Rejection("already_in_room", "Already in this room")
 
 
 def test_expire_only_after_a_full_timeout_of_inactivity() -> None:
