@@ -380,6 +380,8 @@ class Session:
         """The socket is gone: v2 members are detached (resumable), v1 members leave;
         a pending entry's room hears it too, queued behind the entry."""
         room, home = self.room, self.home
+        # ``home`` stays: should the pending entry still commit, ``entered`` makes the old
+        # room hear ``Leave`` (and, with ``gone``, the new one too).
         self.room = None
         effects = NOTHING
         if home is not None:
