@@ -8,7 +8,10 @@ turn (see ``Hub.mark_dirty``). The websockets library still does the frame-level
 protocol work (frame parsing and checks, size limits, ping/pong and close handshakes);
 the connection reads HTTP request heads before the upgrade (``http``), answers the
 opening handshake itself (``upgrade``), takes whole final text frames itself at the frame
-boundaries it tracks (``framing``) and checks UTF-8.
+boundaries it tracks (``framing``) and checks UTF-8. What a message means is the
+session's to decide (``session``, sans-I/O: protocol state, routing, admission); the
+connection feeds it the decoded text and the rooms' verdicts and carries out what it
+returns.
 
 Memory per idle connection is what most deployments run out of first, so an open
 connection holds no websockets object while nothing needs one: ``_protocol`` creates
@@ -571,7 +574,7 @@ class Connection(asyncio.Protocol):
             if room is None or not room.mailbox.post((out, self)):
                 self._run(session.undelivered(out))
             return
-        self._run(out)  # type: ignore[arg-type]
+        self._run(cast(Effects, out))  # (mypy narrows ``type(x) is C`` one way only)
 
     def _run(self, effects: Effects) -> None:
         """Carry out what the session decided, in order."""
