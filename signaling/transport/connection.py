@@ -420,7 +420,8 @@ class Connection(asyncio.Protocol):
         (origins, tokens, limits: ``Session.handshake``), then the upgrade headers; the
         101 from a template, or a refusal and close."""
         headers = head.headers
-        refusal = upgrade.check_syntax(headers)
+        line = len(head.method) + len(head.target) + len(head.version) + 2
+        refusal = upgrade.check_syntax(headers, line)
         if refusal is not None:
             self._refuse_upgrade(refusal)
             return

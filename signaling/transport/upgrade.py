@@ -6,12 +6,14 @@ Why not websockets' ``ServerProtocol`` handshake: its parser generator keeps the
 connection, and each accept paid for a generator-based parse, two header objects, a
 ``Date`` and log records. ``http`` already splits the request head; this module checks
 the upgrade the way websockets' ``process_request`` does, with the same status for every
-bad request (426 for a missing upgrade, 505 for HTTP/1.0, 400 for a bad key, 431 for
-over-long lines), and answers from one template. Two answers differ from websockets',
-both as RFC 6455 4.2.2 asks: a request without ``Host`` is refused (400), and an
-unsupported ``Sec-WebSocket-Version`` gets 426 with ``Sec-WebSocket-Version: 13``
-(websockets answered 400 without it). Frames after the upgrade are websockets' again
-(``websockets.protocol.Protocol``, created in the OPEN state).
+bad request (426 for a missing upgrade, 505 for HTTP/1.0, 400 for a bad key, 414 and 431
+for over-long lines), and answers from one template. Three answers differ from
+websockets', each a defined answer where RFC 6455 4.2 asks for one: a request without
+``Host`` is refused (400), an unsupported ``Sec-WebSocket-Version`` gets 426 with
+``Sec-WebSocket-Version: 13`` (websockets: 400 without it), and a header line websockets
+could not parse gets 400 (websockets closed the connection without an answer). Frames
+after the upgrade are websockets' again (``websockets.protocol.Protocol``, created in the
+OPEN state).
 """
 
 from __future__ import annotations
@@ -64,9 +66,12 @@ def _failed(message: str) -> str:
     return f"Failed to open a WebSocket connection: {message}.\n"
 
 
-def check_syntax(headers: Sequence[tuple[str, str]]) -> Refusal | None:
-    """Header lines websockets would not have parsed: too long or too many (431), or a
-    name that is no token, a value with control characters (400)."""
+def check_syntax(headers: Sequence[tuple[str, str]], request_line: int = 0) -> Refusal | None:
+    """Lines websockets would not have parsed: a request line over ``MAX_LINE`` bytes
+    (414), header lines too long or too many (431), a header name that is no token or a
+    value with control characters (400). ``request_line``: its length in bytes."""
+    if request_line + 2 > MAX_LINE:
+        return Refusal(414, _failed("request line too long"))
     if len(headers) > MAX_HEADERS:
         return Refusal(431, _failed(f"expected no more than {MAX_HEADERS} headers"))
     for name, value in headers:
