@@ -28,6 +28,8 @@ HOT_PATH = [
     "signaling/telemetry/metrics.py",
     "signaling/transport/connection.py",
     "signaling/transport/framing.py",
+    "signaling/transport/http.py",
+    "signaling/transport/upgrade.py",
     "signaling/transport/limits.py",
     "signaling/transport/session.py",
     "signaling/transport/requests.py",

@@ -1,14 +1,25 @@
-"""One client socket: an ``asyncio.Protocol`` driving websockets' sans-I/O ``ServerProtocol``.
+"""One client socket: an ``asyncio.Protocol`` driving websockets' sans-I/O ``Protocol``.
 
 Why not the ``websockets.asyncio`` server: it runs a coroutine per connection and a
 coroutine per ``send``. Here bytes are parsed in ``data_received`` and a message goes
 straight into its room's mailbox, with no task, future or coroutine of its own; frames
 for a client are queued in a list and written with one ``writelines`` per event-loop
-turn (see ``Hub.mark_dirty``). The websockets library still does the protocol work
-(handshake validation, frame parsing and checks, size limits, ping/pong and close
-handshakes); the connection takes whole final text frames itself at the frame boundaries
-it tracks (``framing``), reads HTTP request heads before the upgrade (``http``) and
-checks UTF-8.
+turn (see ``Hub.mark_dirty``). The websockets library still does the frame-level
+protocol work (frame parsing and checks, size limits, ping/pong and close handshakes);
+the connection reads HTTP request heads before the upgrade (``http``), answers the
+opening handshake itself (``upgrade``), takes whole final text frames itself at the frame
+boundaries it tracks (``framing``) and checks UTF-8. What a message means is the
+session's to decide (``session``, sans-I/O: protocol state, routing, admission); the
+connection feeds it the decoded text and the rooms' verdicts and carries out what it
+returns.
+
+Memory per idle connection is what most deployments run out of first, so an open
+connection holds no websockets object while nothing needs one: ``_protocol`` creates
+websockets' ``Protocol`` (already OPEN) when a frame the fast path does not take arrives
+or the server pings or closes, and ``_release`` drops it again once it is back at a frame
+boundary with nothing held (its state is then exactly that of a new one). With the
+handshake done without websockets' ``Request``, an idle connection keeps about 4 KiB
+less (BENCHMARKS.md, "memory per idle connection").
 
 Memory per connection is bounded whatever bytes arrive (README "Errors and limits"):
 one incomplete frame, one fragmented message whose frames each count at least
@@ -22,14 +33,10 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
-from websockets.protocol import State
-from websockets.server import ServerProtocol
-from websockets.typing import Subprotocol
+from websockets.protocol import Protocol, Side, State
 
 from signaling.core import commands as c
 from signaling.core import turn, wire
@@ -37,7 +44,7 @@ from signaling.core.commands import Signal
 from signaling.core.errors import ErrorCode
 from signaling.rooms.peer import RoomHandle
 from signaling.telemetry.logs import FaultAdapter, FaultLog
-from signaling.transport import http
+from signaling.transport import http, upgrade
 from signaling.transport.effects import Close, Effects, Ping, Post, Refuse
 from signaling.transport.framing import MAX_HEADER, frame_size
 from signaling.transport.session import Session
@@ -72,17 +79,12 @@ _ws_log.logger.addFilter(_NoWireTraces())
 OPEN, CONNECTING, CLOSING = State.OPEN, State.CONNECTING, State.CLOSING
 TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 CLOSE = Opcode.CLOSE
-V2 = Subprotocol(wire.V2_SUBPROTOCOL)
+SERVER = Side.SERVER
 HEALTH_PATHS = ("/healthz", "/readyz")
 # Each frame of a fragmented message counts at least this many bytes against
 # SIGNALING_MAX_MESSAGE_BYTES, so a message cannot arrive as an endless run of tiny or
 # empty frames (websockets counts only payload bytes).
 FRAGMENT_COST = 64
-
-
-def _select_subprotocol(offered: Sequence[Subprotocol]) -> Subprotocol | None:
-    """v2 when asked for; anything else (including nothing) is the seed protocol, v1."""
-    return V2 if V2 in offered else None
 
 
 class Connection(asyncio.Protocol):
@@ -95,23 +97,18 @@ class Connection(asyncio.Protocol):
         self.out: list[bytes] = []
         self.out_bytes = 0
         self.created = self.last_seen = hub.loop.time()
-        self._fragments = bytearray()  # a fragmented message so far
+        self._fragments: bytearray | None = None  # a fragmented message so far
         self._fragment_op: Opcode | None = None
         self._ice_timer: asyncio.TimerHandle | None = None
         self._fragment_charge = 0  # its bytes, each frame counting at least FRAGMENT_COST
         self._skip = 0  # bytes websockets needs to finish its current frame
         self._head = b""  # a frame header websockets holds whose length is not known yet
-        self._request = bytearray()  # the opening handshake, until its blank line
+        self._request: bytearray | None = None  # HTTP before the upgrade, until a blank line
         self._partial: bytearray | None = None  # a fast-path text frame, still incomplete
         self._partial_size = 0
-        self.ws = ServerProtocol(
-            subprotocols=[V2],
-            max_size=hub.settings.max_message_bytes,
-            logger=_ws_log,
-        )
-        # Set on the instance, not passed as ``select_subprotocol=``: websockets binds that
-        # argument with ``__get__``, which mypyc-compiled functions do not have.
-        self.ws.select_subprotocol = _select_subprotocol  # type: ignore[method-assign,assignment]
+        # websockets' frame protocol, only while it has work (see ``_protocol``); None
+        # before the upgrade and while open at a frame boundary.
+        self.ws: Protocol | None = None
         self.transport: asyncio.Transport
         # Protocol state, routing and admission (sans-I/O): it decides, this carries the
         # decisions out. The per-message buckets are read directly on the hot path.
@@ -135,17 +132,17 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self.last_seen = self.hub.loop.time()
-            ws = self.ws
-            state = ws.state
+            state = self._state()
             if state is OPEN:
                 pos = 0
                 if self._partial is not None:
                     pos = self._complete_partial(data)
-                    if pos == len(data) or self.closed or ws.state is not OPEN:
+                    if pos == len(data) or self.closed or self._state() is not OPEN:
                         self._frames_in(data, pos)  # nothing, or what follows a close
                         self._pump()
                         return
-                if not self._skip and not self._head and ws.current_size is None:
+                ws = self.ws
+                if ws is None or (not self._skip and not self._head and ws.current_size is None):
                     # At a frame boundary of websockets' parser: the common case, whole text
                     # frames, is handled without it (and without waking it: no _pump).
                     pos = self._take_text_frames(data, pos)
@@ -154,6 +151,7 @@ class Connection(asyncio.Protocol):
                 self._frames_in(data, pos)
             elif state is CONNECTING:
                 self._request_in(data)
+                return
             else:  # closing: websockets reads the peer's close frame, one frame at a time
                 if self._partial is not None:  # a fast-path frame cut by TCP: hand it over
                     partial, self._partial = self._partial, None
@@ -176,11 +174,55 @@ class Connection(asyncio.Protocol):
     def _internal_error(self) -> None:
         if self.closed:
             return
-        if self.ws.state is OPEN:
-            self.ws.fail(1011, "internal error")
+        if self.opened and self._state() is OPEN:
+            self._protocol().fail(1011, "internal error")
             self._pump()
         if not self.closed:
             self.abort()
+
+    # ---- websockets' protocol object, only while it has work -------------------------------
+
+    def _state(self) -> State:
+        """websockets' state; CONNECTING until the 101, OPEN while no protocol object is
+        needed."""
+        ws = self.ws
+        if ws is not None:
+            return ws.state
+        return OPEN if self.opened else CONNECTING
+
+    def _protocol(self) -> Protocol:
+        """websockets' frame protocol for an open connection, created on demand in the
+        OPEN state: a frame the fast path does not take, a ping, a close or a failure."""
+        ws = self.ws
+        if ws is None:
+            ws = self.ws = Protocol(
+                SERVER,
+                state=OPEN,
+                max_size=self.hub.settings.max_message_bytes,
+                logger=_ws_log,
+            )
+        return ws
+
+    def _release(self) -> None:
+        """Drop the protocol object when it holds nothing: open, at a frame boundary (no
+        header or payload bytes pending, ``_skip``/``_head``), no fragmented message, no
+        bytes buffered, nothing to send. A new one is then in exactly the same state,
+        and an idle connection keeps about 1.1 KiB less (its generators, reader, lists,
+        uuid)."""
+        ws = self.ws
+        if (
+            ws is not None
+            and ws.state is OPEN
+            and ws.current_size is None
+            and not ws.eof_sent
+            and not self._skip
+            and not self._head
+            and not ws.reader.buffer
+            and not ws.writes
+            and not ws.events
+            and not self.closed
+        ):
+            self.ws = None
 
     def _frames_in(self, data: bytes, pos: int = 0) -> None:
         """Frames of an open (or closing) connection: the fast path at frame boundaries
@@ -191,10 +233,9 @@ class Connection(asyncio.Protocol):
         ``_head`` is the start of a header it holds whose length is not known yet; both
         are zero/empty exactly when its parser waits for the first byte of a frame.
         """
-        ws = self.ws
         n = len(data)
         while pos < n:
-            state = ws.state
+            state = self._state()
             if state is not OPEN and state is not CLOSING:
                 self._feed(data[pos:] if pos else data)
                 return
@@ -216,11 +257,12 @@ class Connection(asyncio.Protocol):
                 self._head = b""
                 self._skip = size - len(head)
                 continue
-            if state is OPEN and ws.current_size is None:
+            ws = self.ws
+            if state is OPEN and (ws is None or ws.current_size is None):
                 pos = self._take_text_frames(data, pos)
                 if pos == n or self.closed:
                     return
-                if ws.state is not OPEN:
+                if self._state() is not OPEN:
                     continue
             size = frame_size(data, pos)
             if size < 0:
@@ -245,10 +287,13 @@ class Connection(asyncio.Protocol):
 
     def _request_in(self, data: bytes) -> None:
         """HTTP before the upgrade (see ``http``): probes are answered here, one request
-        after another; an upgrade request goes to websockets without the bytes after
-        it, which are frames once the connection is open."""
+        after another; an upgrade request is answered by ``_upgrade``, and the bytes
+        after it are frames once the connection is open."""
         buf = self._request
-        buf += data
+        if buf is None:
+            buf = self._request = bytearray(data)
+        else:
+            buf += data
         while not self.closed:
             try:
                 head = http.take_head(buf)
@@ -276,11 +321,12 @@ class Connection(asyncio.Protocol):
                     self._http_reply(400, b"a WebSocket handshake has no body\n", None)
                     return
                 rest = bytes(buf)
-                self._request = bytearray()
-                self._feed(head.raw)
-                if rest and self.ws.state is OPEN:
+                self._request = None
+                self._upgrade(head)
+                if rest and self.opened and not self.closed:
                     self._frames_in(rest)
-                # Otherwise websockets answered with an HTTP status and EOF: rest is dropped.
+                    self._pump()
+                # Otherwise the upgrade was refused and the connection closes: rest is dropped.
                 return
             if head.method not in ("GET", "HEAD"):
                 self._http_reply(405, b"method not allowed\n", None, allow="GET, HEAD")
@@ -311,39 +357,46 @@ class Connection(asyncio.Protocol):
         transport.write(response)
         if not keep:
             self.closed = True
-            self._request = bytearray()
+            self._request = None
             transport.close()
         elif transport.get_write_buffer_size() > self.hub.settings.send_buffer_bytes:
             self._slow_consumer()  # pipelined probes that never read their answers
 
     def _feed(self, data: bytes) -> None:
-        ws = self.ws
+        ws = self._protocol()
         ws.receive_data(data)
         for event in ws.events_received():
             if type(event) is Frame:
                 self._frame(event)
-            elif type(event) is Request:
-                self._handshake(event)
 
     def eof_received(self) -> bool | None:
-        self.ws.receive_eof()
-        self._pump()
+        ws = self.ws
+        if ws is not None:
+            ws.receive_eof()
+            self._pump()
+        elif not self.closed:
+            # Before the upgrade, or open at a frame boundary: what websockets does then
+            # (no close frame after an EOF, 1006) is to close the socket.
+            self.closed = True
+            self.transport.close()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._ice_timer is not None:
             self._ice_timer.cancel()
-        sent = self.ws.close_sent
-        if sent is not None and sent.code in CLIENT_FAULTS and not self.ws.close_rcvd_then_sent:
-            faults.fault(
-                f"close_{sent.code}",
-                "client closed for %s (%d): %s",
-                CLIENT_FAULTS[sent.code],
-                sent.code,
-                sent.reason,
-                peer=self.peer_id,
-            )
+        ws = self.ws
+        if ws is not None:
+            sent = ws.close_sent
+            if sent is not None and sent.code in CLIENT_FAULTS and not ws.close_rcvd_then_sent:
+                faults.fault(
+                    f"close_{sent.code}",
+                    "client closed for %s (%d): %s",
+                    CLIENT_FAULTS[sent.code],
+                    sent.code,
+                    sent.reason,
+                    peer=self.peer_id,
+                )
         hub = self.hub
         hub.connections.discard(self)
         if self._socket_counted:
@@ -362,45 +415,54 @@ class Connection(asyncio.Protocol):
 
     # ---- inbound ---------------------------------------------------------------------------
 
-    def _handshake(self, request: Request) -> None:
-        ws = self.ws
+    def _upgrade(self, head: http.Head) -> None:
+        """The opening handshake (see ``upgrade``): header syntax, readiness, admission
+        (origins, tokens, limits: ``Session.handshake``), then the upgrade headers; the
+        101 from a template, or a refusal and close."""
+        headers = head.headers
+        refusal = upgrade.check_syntax(headers)
+        if refusal is not None:
+            self._refuse_upgrade(refusal)
+            return
         hub = self.hub
         if not hub.ready:
-            ws.send_response(ws.reject(503, "Server is shutting down.\n"))
+            self._refuse_upgrade(upgrade.Refusal(503, "Server is shutting down.\n"))
             return
         now = hub.loop.time()
         peer = self.transport.get_extra_info("peername")
-        offered = [
-            p.strip()
-            for value in request.headers.get_all("Sec-WebSocket-Protocol")
-            for p in value.split(",")
-        ]
         session = self.session
         reject = session.handshake(
-            peer[0] if isinstance(peer, tuple) else None,
-            request.path,
-            list(request.headers.raw_items()),
-            offered,
+            peer[0] if isinstance(peer, (tuple, list)) else None,
+            head.target,
+            headers,
+            upgrade.offered_subprotocols(headers),
             now,
             time.time(),
         )
         if reject is not None:
-            refusal = ws.reject(reject.status, reject.body)
-            if reject.retry_after is not None:
-                refusal.headers["Retry-After"] = str(reject.retry_after)
-            ws.send_response(refusal)
+            self._refuse_upgrade(upgrade.Refusal(reject.status, reject.body), reject.retry_after)
             return
-        response = ws.accept(request)
-        ws.send_response(response)
-        if response.status_code == 101:
-            self.protocol = 2 if ws.subprotocol == V2 else 1
-            session.opened(now, self.protocol)
-            if session.expires_at is not None:
-                self._expiry = hub.loop.call_at(session.expires_at, self._check_now)
-            self.opened = True
-            version = "v2" if self.protocol == 2 else "v1"
-            hub.metrics.connections_open[version] += 1
-            hub.metrics.connections_opened[version] += 1
+        accepted = upgrade.accept(head.version, headers)
+        if isinstance(accepted, upgrade.Refusal):
+            self._refuse_upgrade(accepted)
+            return
+        response, v2 = accepted
+        self.transport.write(response)
+        self.protocol = 2 if v2 else 1
+        session.opened(now, self.protocol)
+        if session.expires_at is not None:
+            self._expiry = hub.loop.call_at(session.expires_at, self._check_now)
+        self.opened = True
+        version = "v2" if v2 else "v1"
+        hub.metrics.connections_open[version] += 1
+        hub.metrics.connections_opened[version] += 1
+
+    def _refuse_upgrade(self, refusal: upgrade.Refusal, retry_after: int | None = None) -> None:
+        _ws_log.info("connection rejected (%d)", refusal.status)
+        self.closed = True
+        transport = self.transport
+        transport.write(upgrade.response(refusal, retry_after))
+        transport.close()
 
     def _take_text_frames(self, data: bytes | bytearray, pos: int) -> int:
         """Handle complete, final, masked text frames from ``data[pos:]``, which starts at
@@ -439,7 +501,10 @@ class Connection(asyncio.Protocol):
             payload = apply_mask(data[head + 4 : end], data[head : head + 4])
             pos = end
             self._text(payload)
-            if self.closed or self.ws.state is not OPEN:
+            if self.closed:
+                return pos
+            ws = self.ws
+            if ws is not None and ws.state is not OPEN:
                 return pos
         return pos
 
@@ -458,26 +523,29 @@ class Connection(asyncio.Protocol):
             # counts at least FRAGMENT_COST bytes against the message size limit.
             self._fragment_charge += max(len(data), FRAGMENT_COST)
             if self._fragment_charge > self.hub.settings.max_message_bytes:
-                self._fragments = bytearray()
-                self.ws.fail(1009, "message too big (fragments)")
+                self._fragments = None
+                self._protocol().fail(1009, "message too big (fragments)")
                 return
-            self._fragments += data
+            fragments = self._fragments
+            if fragments is None:  # websockets refuses a continuation without a start
+                fragments = self._fragments = bytearray()
+            fragments += data
             if not frame.fin:
                 return
             op = self._fragment_op or BINARY
-            data = bytes(self._fragments)
-            self._fragments = bytearray()
+            data = bytes(fragments)
+            self._fragments = None
             self._fragment_op = None
         else:  # ping, pong, close: the protocol object already answered
             if (
                 op is not CLOSE
-                and self.ws.state is OPEN
+                and self._state() is OPEN
                 and self._limits.admit(self.last_seen, len(data) + 1)
             ):
                 # A ping/pong flood costs the server too: same limits, same refusal.
                 self._refuse(self.session.message(len(data) + 1, self.last_seen))
             return
-        if self.ws.state is not OPEN:
+        if self._state() is not OPEN:
             return
         if op is BINARY:
             if self._limits.admit(self.last_seen, len(data)):
@@ -496,7 +564,7 @@ class Connection(asyncio.Protocol):
         try:
             text = data.decode()
         except UnicodeDecodeError:
-            self.ws.fail(1007, "invalid UTF-8")
+            self._protocol().fail(1007, "invalid UTF-8")
             self._pump()
             return
         session = self.session
@@ -506,7 +574,7 @@ class Connection(asyncio.Protocol):
             if room is None or not room.mailbox.post((out, self)):
                 self._run(session.undelivered(out))
             return
-        self._run(out)  # type: ignore[arg-type]
+        self._run(cast(Effects, out))  # (mypy narrows ``type(x) is C`` one way only)
 
     def _run(self, effects: Effects) -> None:
         """Carry out what the session decided, in order."""
@@ -568,11 +636,8 @@ class Connection(asyncio.Protocol):
             self.close(1008, "rate limit exceeded" if refused.code == "rate_limited" else "")
 
     def error(self, code: ErrorCode, message: str) -> None:
-        """An error reply the room decided (``Peer``)."""
-        if code == "room_not_found":
-            # A join the room refused: charged to the client's address (the brute-force
-            # guard), like one the session's lookup refused.
-            self.session.failed(code, self.hub.loop.time())
+        """An error reply the room decided (``Peer``); the session charges what it must."""
+        self.session.failed(code, self.hub.loop.time())
         self._reply(code, message)
 
     def _reply(self, code: ErrorCode, message: str, retry_after_ms: int | None = None) -> None:
@@ -600,7 +665,10 @@ class Connection(asyncio.Protocol):
             return
         self.out = []
         self.out_bytes = 0
-        if self.closed or self.ws.state is not OPEN:
+        if self.closed:
+            return
+        ws = self.ws
+        if ws is not None and ws.state is not OPEN:
             return
         transport = self.transport
         if transport.is_closing():
@@ -610,22 +678,27 @@ class Connection(asyncio.Protocol):
             self._slow_consumer()
 
     def _pump(self) -> None:
-        """Write what the protocol object produced (handshake, pong, close); honour EOF.
+        """Write what the protocol object produced (pong, close); honour EOF; drop the
+        protocol object if it holds nothing now (``_release``).
 
         These bytes count against the send buffer like every other frame: a client that
         sends pings and never reads the pongs is a slow consumer too."""
         if self.closed:
             return
         transport = self.transport
-        for chunk in self.ws.data_to_send():
-            if chunk:
-                transport.write(chunk)
-            else:
-                self.closed = True
-                transport.close()
-                return
+        ws = self.ws
+        if ws is not None:
+            for chunk in ws.data_to_send():
+                if chunk:
+                    transport.write(chunk)
+                else:
+                    self.closed = True
+                    transport.close()
+                    return
         if transport.get_write_buffer_size() + self.out_bytes > self.hub.settings.send_buffer_bytes:
             self._slow_consumer()
+            return
+        self._release()
 
     def _slow_consumer(self) -> None:
         if self.closed:
@@ -641,11 +714,11 @@ class Connection(asyncio.Protocol):
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake (flushing queued frames first)."""
-        if self.closed or self.ws.state is not OPEN:
+        if self.closed or not self.opened or self._state() is not OPEN:
             return
         self.flush()
         self.session.closing(self.hub.loop.time())
-        self.ws.send_close(code, reason)
+        self._protocol().send_close(code, reason)
         self._pump()
 
     def _check_now(self) -> None:
@@ -666,7 +739,7 @@ class Connection(asyncio.Protocol):
         if due is None:
             return
         if isinstance(due, Ping):
-            self.ws.send_ping(os.urandom(4))
+            self._protocol().send_ping(os.urandom(4))
             self._pump()
         elif isinstance(due, Close):
             if due.error is not None:  # the reply only: the close carries due's reason

@@ -1,11 +1,10 @@
 """HTTP/1.1 before a WebSocket exists, sans-I/O: request heads in, responses out.
 
 The listening port serves the health probes (``/healthz``, ``/readyz``) as well as
-WebSocket upgrades. websockets' handshake parser expects exactly one upgrade request and
-nothing after it (an extra CRLF after ``GET /healthz`` made it fail an assertion), and
-it answers only GET. So the connection reads request heads itself, with this module:
-upgrades go to websockets byte for byte, the probes are answered here, pipelined
-requests one after another, other methods with 405, anything unparseable with 400.
+WebSocket upgrades. So the connection reads request heads itself, with this module: the
+probes are answered here, pipelined requests one after another, other methods with 405,
+anything unparseable with 400; an upgrade's head goes to ``upgrade`` with its header
+lines already split, so a head is scanned once.
 """
 
 from __future__ import annotations
@@ -27,14 +26,16 @@ _REASONS: Final = {
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """What the server needs from a request head; ``raw`` is the head as received."""
+    """What the server needs from a request head."""
 
     method: str
     path: str  # without the query
     upgrade: bool  # asks for a WebSocket (``Upgrade: websocket``)
     keep_alive: bool  # the client may send another request on this connection
-    raw: bytes
     body: bool = False  # announces a body (never read: the connection closes after)
+    target: str = ""  # the request target as received, query included
+    version: str = "HTTP/1.1"
+    headers: tuple[tuple[str, str], ...] = ()  # (name as received, value stripped)
 
 
 class BadRequest(ValueError):
@@ -81,11 +82,14 @@ def parse_head(raw: bytes) -> Head | None:
         return None
     method, target, version = parts
     connection: list[str] = []
+    headers: list[tuple[str, str]] = []
     upgrade = body = False
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         if not colon or not name or name != name.strip():
             return None
+        value = value.strip(" \t")
+        headers.append((name, value))
         name = name.lower()
         value = value.strip().lower()
         if name == "connection":
@@ -96,7 +100,8 @@ def parse_head(raw: bytes) -> Head | None:
             body = True  # never read here: the connection closes after its answer
     keep_alive = "keep-alive" in connection if version == "HTTP/1.0" else "close" not in connection
     path = target.partition("?")[0]
-    return Head(method, path, upgrade, keep_alive and not body, raw, body)
+    keep_alive = keep_alive and not body
+    return Head(method, path, upgrade, keep_alive, body, target, version, tuple(headers))
 
 
 def response(

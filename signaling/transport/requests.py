@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from signaling.transport.session import Session
 
 TRACEPARENT: Final = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
-NOT_IN_ROOM: Final[Effects] = (Refuse("not_in_room", "Not in a room"),)
+NOTHING_TO_LEAVE: Final[Effects] = (Refuse("not_in_room", "Not in a room"),)
 NO_ROOM: Final[Effects] = (Refuse(ROOM_NOT_FOUND.code, ROOM_NOT_FOUND.message),)
 NO_RESUME: Final[Effects] = (Refuse(RESUME_FAILED.code, RESUME_FAILED.message),)
 NO_ROOM_ID: Final[Effects] = (Refuse("rooms_exhausted", "No free room id; try again later"),)
@@ -113,7 +113,7 @@ def _join(session: Session, room_id: str, now: float, wall: float) -> Effects:
 def _leave(session: Session, wall: float) -> Effects:
     room, home = session.room, session.home
     if room is None:
-        return NOT_IN_ROOM
+        return NOTHING_TO_LEAVE
     # Routing (and the phase) change when the room commits the departure
     # (``Session.evicted``): a leave that fails leaves the client where it was, and
     # later signals still follow in order. A pending entry's old room is left too.

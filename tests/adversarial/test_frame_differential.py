@@ -109,7 +109,7 @@ def through_server(
     transport = FakeTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
     conn.data_received(HANDSHAKE)
-    assert conn.ws.state is State.OPEN
+    assert conn.opened and transport.written[0].startswith(b"HTTP/1.1 101")
     transport.written.clear()
     for i, segment in enumerate(segments):
         if i == close_at:

@@ -182,6 +182,17 @@ async def test_a_full_room_refuses_and_the_client_stays_put(rig: Rig) -> None:
     await refused_join_changes_nothing(rig, "room_full", lambda: None, full=True)
 
 
+async def test_a_join_the_full_mailbox_refuses_is_overloaded_and_the_client_stays_put(
+    rig: Rig,
+) -> None:
+    def fill_mailboxes() -> None:  # with timer ticks that change nothing
+        for handle in rig.hub.supervisor.rooms.values():
+            while handle.mailbox.post((c.Expire(rig.hub.wall_clock()), None)):
+                pass
+
+    await refused_join_changes_nothing(rig, "overloaded", fill_mailboxes)
+
+
 async def test_append_failing_answers_the_whole_batch_unavailable(rig: Rig) -> None:
     a = rig.client()
     room1 = (await rig.do(a, {"type": "create"}))[0]["roomId"]

@@ -75,3 +75,28 @@ def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     found = imports_of(module)
     assert "transport" in {layer_of(name) for name in found}
     assert "asyncio" in found
+
+
+# The session layer decides without doing: no socket, clock, task, thread or journal, and
+# rooms only through ``rooms.peer`` (handles and the Peer protocol), never their runtime.
+SANS_IO_SESSION = ("session.py", "requests.py", "effects.py", "limits.py")
+SESSION_FORBIDDEN = CORE_FORBIDDEN_STDLIB | {"websockets"}
+
+
+def forbidden_for_the_session(name: str) -> bool:
+    parts = name.split(".")
+    if parts[0] in SESSION_FORBIDDEN or parts[:2] == ["signaling", "journal"]:
+        return True
+    return parts[:2] == ["signaling", "rooms"] and parts[2:3] != ["peer"]
+
+
+@pytest.mark.parametrize("name", SANS_IO_SESSION)
+def test_the_session_layer_does_no_io(name: str) -> None:
+    bad = sorted(filter(forbidden_for_the_session, imports_of(PACKAGE / "transport" / name)))
+    assert not bad, f"transport/{name} imports {bad}"
+
+
+def test_the_session_rule_can_fail() -> None:
+    assert forbidden_for_the_session("time")
+    assert forbidden_for_the_session("signaling.rooms.supervisor")
+    assert not forbidden_for_the_session("signaling.rooms.peer")

@@ -1,0 +1,171 @@
+"""The WebSocket opening handshake (RFC 6455 4.2), sans-I/O: a request head in, the 101
+or a refusal out.
+
+Why not websockets' ``ServerProtocol`` handshake: its parser generator keeps the parsed
+``Request`` (with its ``Headers``: about 2 KiB) alive for the whole life of the
+connection, and each accept paid for a generator-based parse, two header objects, a
+``Date`` and log records. ``http`` already splits the request head; this module checks
+the upgrade the way websockets' ``process_request`` does, with the same status for every
+bad request (426 for a missing upgrade, 505 for HTTP/1.0, 400 for a bad key, 431 for
+over-long lines), and answers from one template. Two answers differ from websockets',
+both as RFC 6455 4.2.2 asks: a request without ``Host`` is refused (400), and an
+unsupported ``Sec-WebSocket-Version`` gets 426 with ``Sec-WebSocket-Version: 13``
+(websockets answered 400 without it). Frames after the upgrade are websockets' again
+(``websockets.protocol.Protocol``, created in the OPEN state).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import hashlib
+import http
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from websockets.exceptions import InvalidHeaderFormat
+from websockets.headers import parse_connection, parse_subprotocol, parse_upgrade
+
+from signaling.core import wire
+
+GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+V2: Final = wire.V2_SUBPROTOCOL
+# websockets' limits for a handshake request (``http11.MAX_LINE_LENGTH``/``MAX_NUM_HEADERS``).
+MAX_LINE: Final = 8192
+MAX_HEADERS: Final = 128
+# RFC 9110 field-name (token) and field-value characters, as websockets checks them.
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_VALUE = re.compile(r"[\x09\x20-\x7e\x80-\xff]*")
+
+_ACCEPT: Final = (
+    b"HTTP/1.1 101 Switching Protocols\r\n"
+    b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+)
+_V2_LINE: Final = f"\r\nSec-WebSocket-Protocol: {V2}".encode()
+_NOT_A_CLIENT: Final = (
+    "\n\nYou cannot access a WebSocket server directly with a browser. "
+    "You need a WebSocket client.\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Answer ``status`` with a plain-text ``body`` and ``headers``, then close."""
+
+    status: int
+    body: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _failed(message: str) -> str:
+    return f"Failed to open a WebSocket connection: {message}.\n"
+
+
+def check_syntax(headers: Sequence[tuple[str, str]]) -> Refusal | None:
+    """Header lines websockets would not have parsed: too long or too many (431), or a
+    name that is no token, a value with control characters (400)."""
+    if len(headers) > MAX_HEADERS:
+        return Refusal(431, _failed(f"expected no more than {MAX_HEADERS} headers"))
+    for name, value in headers:
+        if len(name) + len(value) + 4 > MAX_LINE:
+            return Refusal(431, _failed("line too long"))
+        if not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
+            return Refusal(400, _failed(f"invalid HTTP header {name!r}"))
+    return None
+
+
+def offered_subprotocols(headers: Sequence[tuple[str, str]]) -> list[str]:
+    """What admission reads a token from: every comma-separated value, stripped."""
+    return [
+        p.strip()
+        for name, value in headers
+        if name.lower() == "sec-websocket-protocol"
+        for p in value.split(",")
+    ]
+
+
+def accept(version: str, headers: Sequence[tuple[str, str]]) -> tuple[bytes, bool] | Refusal:
+    """Validate an upgrade request (RFC 6455 4.2.1); the 101 response and whether v2 was
+    selected, or the refusal. Extensions are ignored (none is offered back)."""
+    if version != "HTTP/1.1":
+        return Refusal(505, _failed(f"unsupported protocol; expected HTTP/1.1: {version}"))
+    host = key = ws_version = None
+    keys = versions = origins = 0
+    connection: list[str] = []
+    upgrade: list[str] = []
+    protocols: list[str] = []
+    try:
+        for name, value in headers:
+            lower = name.lower()
+            if lower == "connection":
+                connection += [value] if value.lower() == "upgrade" else parse_connection(value)
+            elif lower == "upgrade":
+                upgrade += [value] if value.lower() == "websocket" else parse_upgrade(value)
+            elif lower == "host":
+                host = value
+            elif lower == "sec-websocket-key":
+                key, keys = value, keys + 1
+            elif lower == "sec-websocket-version":
+                ws_version, versions = value, versions + 1
+            elif lower == "origin":
+                origins += 1
+            elif lower == "sec-websocket-protocol":
+                protocols += parse_subprotocol(value)
+    except InvalidHeaderFormat as exc:
+        return Refusal(400, _failed(str(exc)))
+    if not any(token.lower() == "upgrade" for token in connection):
+        shown = ", ".join(connection) if connection else "missing"
+        return Refusal(
+            426,
+            _failed(f"invalid Connection header: {shown}") + _NOT_A_CLIENT,
+            (("Upgrade", "websocket"),),
+        )
+    if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
+        shown = ", ".join(upgrade) if upgrade else "missing"
+        return Refusal(
+            426,
+            _failed(f"invalid Upgrade header: {shown}") + _NOT_A_CLIENT,
+            (("Upgrade", "websocket"),),
+        )
+    if host is None:
+        return Refusal(400, _failed("missing Host header"))
+    if key is None or keys > 1:
+        return Refusal(400, _failed("missing or repeated Sec-WebSocket-Key header"))
+    try:
+        raw_key = base64.b64decode(key.encode(), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raw_key = b""
+    if len(raw_key) != 16:
+        return Refusal(400, _failed("invalid Sec-WebSocket-Key header"))
+    if ws_version is None or versions > 1:
+        return Refusal(400, _failed("missing or repeated Sec-WebSocket-Version header"))
+    if ws_version != "13":
+        return Refusal(
+            426,
+            _failed(f"unsupported Sec-WebSocket-Version: {ws_version}"),
+            (("Sec-WebSocket-Version", "13"),),
+        )
+    if origins > 1:
+        return Refusal(400, _failed("more than one Origin header"))
+    v2 = V2 in protocols
+    digest = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest())
+    return _ACCEPT + digest + (_V2_LINE if v2 else b"") + b"\r\n\r\n", v2
+
+
+def response(refusal: Refusal, retry_after: int | None = None) -> bytes:
+    """The refusal as websockets wrote it: plain text, ``Connection: close``."""
+    body = refusal.body.encode()
+    lines = [
+        f"HTTP/1.1 {refusal.status} {http.HTTPStatus(refusal.status).phrase}",
+        f"Date: {email.utils.formatdate(usegmt=True)}",
+        "Connection: close",
+        f"Content-Length: {len(body)}",
+        "Content-Type: text/plain; charset=utf-8",
+    ]
+    lines += [f"{name}: {value}" for name, value in refusal.headers]
+    if retry_after is not None:
+        lines.append(f"Retry-After: {retry_after}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body

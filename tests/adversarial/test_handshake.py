@@ -1,0 +1,81 @@
+"""Bad opening handshakes over real sockets: each gets its HTTP status (the ones websockets
+gave, plus RFC 6455 4.2.2's 426 with ``Sec-WebSocket-Version``) and the connection ends;
+the address's connection slot is given back; a good one after them still opens."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from signaling.transport.server import Server
+from tests.support.waiting import eventually
+
+GOOD = {
+    "Host": "127.0.0.1",
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+}
+
+
+def request(version: str = "HTTP/1.1", **changes: str | None) -> bytes:
+    headers = {**GOOD, **{k.replace("_", "-"): v for k, v in changes.items()}}
+    # Not "/": a GET without an upgrade there is the demo page (SIGNALING_DEMO_PAGE).
+    lines = [f"GET /call {version}"] + [f"{k}: {v}" for k, v in headers.items() if v is not None]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def exchange(server: Server, data: bytes) -> bytes:
+    """Everything the server answers, up to its EOF (the guard is a failure guard)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(data)
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+CASES = {
+    "HTTP/1.0": (request("HTTP/1.0"), b"505", b""),
+    "no Connection: upgrade": (request(Connection="keep-alive"), b"426", b"\r\nUpgrade: websocket"),
+    "no Upgrade": (request(Upgrade=None), b"426", b"\r\nUpgrade: websocket"),
+    "Upgrade: h2c": (request(Upgrade="h2c"), b"426", b""),
+    "no Host": (request(Host=None), b"400", b""),
+    "no key": (request(Sec_WebSocket_Key=None), b"400", b""),
+    "key of 3 bytes": (request(Sec_WebSocket_Key="AAAA"), b"400", b""),
+    "no version": (request(Sec_WebSocket_Version=None), b"400", b""),
+    "version 8": (request(Sec_WebSocket_Version="8"), b"426", b"\r\nSec-WebSocket-Version: 13"),
+    "bad subprotocol list": (request(Sec_WebSocket_Protocol="a b"), b"400", b""),
+    "bad header name": (request(**{"X@Y": "1"}), b"400", b""),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_a_bad_upgrade_gets_its_status_and_the_connection_ends(
+    server: Server, name: str
+) -> None:
+    data, status, header = CASES[name]
+    reply = await exchange(server, data + b"\x81\x80\0\0\0\0")  # and a frame after it
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status + b" "), reply
+    assert header in head
+    assert b"\r\nConnection: close" in head
+    assert len(body) == int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    await eventually(lambda: not server.hub.connections, what="the refused socket gone")
+    assert server.hub.admission.websockets == 0
+
+
+async def test_a_good_upgrade_is_answered_with_the_101_and_stays_open(server: Server) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(request(Sec_WebSocket_Protocol="signaling.v2"))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head == (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+        b"Sec-WebSocket-Protocol: signaling.v2\r\n\r\n"
+    )
+    (conn,) = server.hub.connections
+    assert conn.opened and conn.protocol == 2
+    writer.close()
