@@ -2,8 +2,9 @@
 
 The real server (``python -m signaling``, default limits) faces the operators' load tool
 in three steps. Each step is one ``signaling-loadtest`` process that opens 5,000 more
-WebSockets from a /24 of loopback source addresses of its own (254 users, about 20
-sockets each, under the default 100 per address and 20 handshakes/s per address), most
+WebSockets from a /23 of loopback source addresses of its own (510 users, about 10
+sockets each: half the default burst of 20 handshakes per address, a tenth of the 100
+open per address), most
 of them idle in 1:1 rooms, relays a bounded number of signals through 20 rooms with the
 exactly-once verdict while every earlier step's connections are still open, then holds
 all of its connections until the test ends it. After each step the server's resident
@@ -129,7 +130,7 @@ class Step:
                 "--max-per-peer", str(SIGNALS_PER_PEER), "--warmup", "0",
                 "--duration", str(GUARD_S), "--drain", str(GUARD_S),
                 "--idle", str(IDLE), "--idle-room-size", str(IDLE_ROOM_SIZE),
-                "--source-cidr", f"127.6.{index}.0/24", "--hold", str(10 * GUARD_S),
+                "--source-cidr", f"127.6.{2 * index}.0/23", "--hold", str(10 * GUARD_S),
             ],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
