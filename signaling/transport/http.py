@@ -85,6 +85,11 @@ def parse_head(raw: bytes) -> Head | None:
     Header values may hold obs-text (bytes 0x80-0xff: a cookie, a user agent), opaque
     data per RFC 9110 5.5, kept as latin-1 the way websockets kept them; the request
     line is ASCII."""
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
+        # A bare CR or LF: a peer that ends lines there would read other headers than
+        # this parser (RFC 9112 2.2; the ground of request smuggling).
+        return None
     text = raw.decode("latin-1")
     lines = text[:-4].split("\r\n")
     parts = lines[0].split(" ")
