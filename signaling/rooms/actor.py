@@ -138,6 +138,7 @@ class RoomActor:
                         await self._segment(batch)
                     if self.expired:
                         return
+                del batch  # an emptied deque (~760 bytes) is not kept while the room idles
                 if len(mailbox):  # a backlog beyond one batch: yield before the next
                     await asyncio.sleep(0)
         finally:

@@ -637,11 +637,8 @@ class Connection(asyncio.Protocol):
             self.close(1008, "rate limit exceeded" if refused.code == "rate_limited" else "")
 
     def error(self, code: ErrorCode, message: str) -> None:
-        """An error reply the room decided (``Peer``)."""
-        if code == "room_not_found":
-            # A join the room refused: charged to the client's address (the brute-force
-            # guard), like one the session's lookup refused.
-            self.session.failed(code, self.hub.loop.time())
+        """An error reply the room decided (``Peer``); the session charges what it must."""
+        self.session.failed(code, self.hub.loop.time())
         self._reply(code, message)
 
     def _reply(self, code: ErrorCode, message: str, retry_after_ms: int | None = None) -> None:

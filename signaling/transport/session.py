@@ -323,8 +323,9 @@ class Session:
         return None
 
     def failed(self, code: ErrorCode, now: float) -> None:
-        """A join was refused as ``room_not_found``: charge it (resumes are charged when
-        attempted, see ``may_resume``)."""
+        """A room refused a request with ``code``: a join refused as ``room_not_found``
+        (the room expired after the lookup) is charged like a failed lookup (resumes are
+        charged when attempted, see ``may_resume``); other codes cost nothing."""
         if code == "room_not_found":
             self.admission.addresses.charge(self.address, "failed_joins", now)
 

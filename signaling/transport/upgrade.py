@@ -6,15 +6,16 @@ Why not websockets' ``ServerProtocol`` handshake: its parser generator keeps the
 connection, and each accept paid for a generator-based parse, two header objects, a
 ``Date`` and log records. ``http`` already splits the request head; this module checks
 the upgrade the way websockets' ``process_request`` does, with the same status for every
-bad request (426 for a missing upgrade, 505 for HTTP/1.0, 400 for a bad key, 431 for
-over-long lines, 414 for an over-long request line) and the checks in its order, and
-answers from one template. Two answers differ from websockets', as the RFCs ask: a
+bad request (426 for a missing upgrade, 505 for HTTP/1.0, 400 for a bad key, 414 and 431
+for over-long lines) and the checks in its order, and answers from one template. Three
+answers differ from websockets', each a defined answer where the RFCs ask for one: a
 request without ``Host`` or with more than one is refused (400, RFC 6455 4.2.1 and RFC
-9112 3.2), and an unsupported ``Sec-WebSocket-Version`` gets 426 with
-``Sec-WebSocket-Version: 13`` (RFC 6455 4.2.2; websockets answered 400 without it).
-``tests/adversarial/test_handshake_differential.py`` compares both on random requests
-and lists every other intended difference. Frames after the upgrade are websockets'
-again (``websockets.protocol.Protocol``, created in the OPEN state).
+9112 3.2), an unsupported ``Sec-WebSocket-Version`` gets 426 with
+``Sec-WebSocket-Version: 13`` (RFC 6455 4.2.2; websockets: 400 without it), and a header
+line websockets could not parse gets 400 (websockets closed the connection without an
+answer). ``tests/adversarial/test_handshake_differential.py`` compares both on random
+requests and lists every other intended difference. Frames after the upgrade are
+websockets' again (``websockets.protocol.Protocol``, created in the OPEN state).
 """
 
 from __future__ import annotations
@@ -70,17 +71,21 @@ def _failed(message: str) -> str:
 
 
 def check_head(head: Head) -> Refusal | None:
-    """What websockets' HTTP parser refused: a request line over ``MAX_LINE`` bytes (414),
-    then ``check_syntax`` with the header lines measured as they were received."""
-    if len(head.method) + len(head.target) + len(head.version) + 4 > MAX_LINE:
+    """``check_syntax`` for a request head, its lines measured as they were received."""
+    line = len(head.method) + len(head.target) + len(head.version) + 2
+    return check_syntax(head.headers, line, head.longest + 2)
+
+
+def check_syntax(
+    headers: Sequence[tuple[str, str]], request_line: int = 0, longest: int | None = None
+) -> Refusal | None:
+    """Lines websockets would not have parsed: a request line over ``MAX_LINE`` bytes
+    (414), header lines too long or too many (431), a header name that is no token or a
+    value with control characters (400). ``request_line``: its length in bytes;
+    ``longest``: the longest header line with its CRLF as received (else estimated as
+    ``name: value``)."""
+    if request_line + 2 > MAX_LINE:
         return Refusal(414, _failed("request line too long"))
-    return check_syntax(head.headers, head.longest + 2)
-
-
-def check_syntax(headers: Sequence[tuple[str, str]], longest: int | None = None) -> Refusal | None:
-    """Header lines websockets would not have parsed: too long or too many (431), or a
-    name that is no token, a value with control characters (400). ``longest``: the
-    longest header line with its CRLF as received (else estimated as ``name: value``)."""
     if len(headers) > MAX_HEADERS:
         return Refusal(431, _failed(f"expected no more than {MAX_HEADERS} headers"))
     if longest is not None and longest > MAX_LINE:

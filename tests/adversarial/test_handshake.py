@@ -49,6 +49,12 @@ CASES = {
     "version 8": (request(Sec_WebSocket_Version="8"), b"426", b"\r\nSec-WebSocket-Version: 13"),
     "bad subprotocol list": (request(Sec_WebSocket_Protocol="a b"), b"400", b""),
     "bad header name": (request(**{"X@Y": "1"}), b"400", b""),
+    "request line over 8 KiB": (
+        request().replace(b"GET /call ", b"GET /call?" + b"x" * 8200 + b" "),
+        b"414",
+        b"",
+    ),
+    "header line over 8 KiB": (request(X="x" * 8200), b"431", b""),
 }
 
 

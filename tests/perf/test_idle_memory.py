@@ -17,6 +17,7 @@ import gc
 import subprocess
 import sys
 import tracemalloc
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from websockets.http11 import Request
 from websockets.streams import StreamReader
 
 from signaling.config import Settings
+from signaling.rooms.mailbox import Mailbox
 from signaling.transport import http
 from signaling.transport.connection import Connection
 from signaling.transport.server import Server
@@ -40,9 +42,14 @@ CLIENTS = Path(__file__).resolve().parents[1] / "support" / "idle_clients.py"
 # never released: 3,963. The ceiling leaves room for allocator and platform noise, not
 # for another kilobyte per connection; lower it when a connection gets cheaper.
 CEILING = 3_000
+# The same in rooms of 2 (the room's share split between its two members): 5,200 pure
+# Python when this was written; 5,949 while every idle mailbox kept an empty deque and
+# every actor its last, emptied batch (about 760 bytes each); 5,690 with the mailbox's
+# deque alone kept again (what the trip test injects).
+ROOM_CEILING = 5_450
 
 
-async def bytes_per_idle_connection() -> float:
+async def bytes_per_idle_connection(rooms: bool = False) -> float:
     server = Server(Settings(port=0, host="127.0.0.1", metrics_port=0))
     await server.start()
     try:
@@ -51,7 +58,7 @@ async def bytes_per_idle_connection() -> float:
         tracemalloc.start()
         try:
             before = tracemalloc.take_snapshot()
-            proc = await _clients(server, N, hold=True)
+            proc = await _clients(server, N, hold=True, rooms=rooms)
             gc.collect()
             after = tracemalloc.take_snapshot()
         finally:
@@ -66,12 +73,15 @@ async def bytes_per_idle_connection() -> float:
         await server.shutdown()
 
 
-async def _clients(server: Server, n: int, hold: bool = False) -> asyncio.subprocess.Process:
+async def _clients(
+    server: Server, n: int, hold: bool = False, rooms: bool = False
+) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(CLIENTS),
         str(server.port),
         str(n),
+        *(["rooms"] if rooms else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -130,3 +140,29 @@ async def test_the_guard_trips_when_the_frame_protocol_is_never_released(
     monkeypatch.setattr(Connection, "_release", lambda self: None)
     per_connection = await bytes_per_idle_connection()
     assert per_connection >= CEILING, f"{per_connection:.0f} bytes per idle connection"
+
+
+async def test_an_idle_connection_in_a_room_stays_under_its_ceiling() -> None:
+    """Connections paired in rooms of 2: the room's share (actor task, state, journal,
+    fan-out) on top of the connection's own."""
+    per_connection = await bytes_per_idle_connection(rooms=True)
+    assert per_connection < ROOM_CEILING, f"{per_connection:.0f} bytes per idle connection"
+    assert per_connection > CEILING  # the rooms are there at all
+
+
+@pytest.mark.skipif(compiled(), reason="injects the leak by patching the pure-Python class")
+async def test_the_room_guard_trips_when_an_idle_mailbox_keeps_its_buffer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the mailbox did: a fresh empty deque (about 760 bytes) after every batch."""
+    take = Mailbox.take
+
+    async def keep_a_buffer(self: Mailbox[Any], limit: int = 0) -> deque[Any]:
+        batch = await take(self, limit)
+        if self._items is None:
+            self._items = deque()
+        return batch
+
+    monkeypatch.setattr(Mailbox, "take", keep_a_buffer)
+    per_connection = await bytes_per_idle_connection(rooms=True)
+    assert per_connection >= ROOM_CEILING, f"{per_connection:.0f} bytes per idle connection"

@@ -2,8 +2,9 @@
 
 The real server (``python -m signaling``, default limits) faces the operators' load tool
 in three steps. Each step is one ``signaling-loadtest`` process that opens 5,000 more
-WebSockets from a /24 of loopback source addresses of its own (254 users, about 20
-sockets each, under the default 100 per address and 20 handshakes/s per address), most
+WebSockets from a /23 of loopback source addresses of its own (510 users, about 10
+sockets each: half the default burst of 20 handshakes per address, a tenth of the 100
+open per address), most
 of them idle in 1:1 rooms, relays a bounded number of signals through 20 rooms with the
 exactly-once verdict while every earlier step's connections are still open, then holds
 all of its connections until the test ends it. After each step the server's resident
@@ -57,12 +58,13 @@ RELAY_ROOMS, RELAY_PEERS, SIGNALS_PER_PEER = 20, 2, 200
 IDLE = PER_STEP - RELAY_ROOMS * RELAY_PEERS  # silent, in 1:1 rooms
 IDLE_ROOM_SIZE = 2
 TOTAL = STEPS * PER_STEP
-# Per added connection, an idle 1:1 call member with its share of its room, plus the
-# step's relaying rooms and their journals (400 signal events each, under 1 KiB per
-# connection of the step). Measured on main at the final landing (2026-11-30): about
-# 10.5 KiB pure and compiled. The ceiling leaves room for noise; lower it as
-# per-connection state shrinks.
-CEILING_PER_CONNECTION = 16 * 1024
+# Per added connection: an idle 1:1 call member with its share of its room, plus the
+# step's relaying rooms and their journals (400 signal events each, about 0.7 KiB per
+# connection of the step). Measured on main (2026-11-30, after the per-connection
+# memory work of issue 12): 6.2-6.4 KiB pure, 5.9-6.2 KiB compiled; it was 10.5 KiB
+# before. The ceiling is about 1.5x that, for allocator and platform noise: a
+# connection growing back by a third fails it. Lower it as per-connection state shrinks.
+CEILING_PER_CONNECTION = 10 * 1024
 # Linear: no step costs more than this factor of another per added connection. The
 # first step also pays for one-off warm-up (code paths, allocator arenas), hence not 1.
 LINEARITY = 1.5
@@ -128,7 +130,7 @@ class Step:
                 "--max-per-peer", str(SIGNALS_PER_PEER), "--warmup", "0",
                 "--duration", str(GUARD_S), "--drain", str(GUARD_S),
                 "--idle", str(IDLE), "--idle-room-size", str(IDLE_ROOM_SIZE),
-                "--source-cidr", f"127.6.{index}.0/24", "--hold", str(10 * GUARD_S),
+                "--source-cidr", f"127.6.{2 * index}.0/23", "--hold", str(10 * GUARD_S),
             ],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,

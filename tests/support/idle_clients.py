@@ -1,15 +1,18 @@
 """Idle WebSocket clients in a process of their own (stdlib only, run as a script).
 
-``python idle_clients.py PORT N``: opens N WebSockets to 127.0.0.1:PORT, each from its own
-loopback source address (127.1.x.y, as distinct users: per-address limits stay out of
-the way), sends one ping on each and reads its pong (so the server's frame protocol has
-done some work on every connection), prints ``READY`` and holds them until stdin closes.
+``python idle_clients.py PORT N [rooms]``: opens N WebSockets to 127.0.0.1:PORT, each from
+its own loopback source address (127.1.x.y, as distinct users: per-address limits stay out
+of the way), sends one ping on each and reads its pong (so the server's frame protocol has
+done some work on every connection); with ``rooms``, pairs them up in rooms of 2 (one
+``create``, one ``join``, as a 1:1 call that has finished signalling); prints ``READY`` and
+holds them until stdin closes.
 A separate process, so that the server's memory can be measured without the clients'.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import sys
@@ -37,6 +40,34 @@ def read_exact(sock: socket.socket, n: int) -> bytes:
     return data
 
 
+def read_text(sock: socket.socket) -> dict[str, object]:
+    """One unmasked text frame from the server, decoded."""
+    head = read_exact(sock, 2)
+    if head[0] != 0x81:
+        raise ConnectionError(f"unexpected frame {head!r}")
+    size = head[1] & 0x7F
+    if size == 126:
+        size = int.from_bytes(read_exact(sock, 2), "big")
+    message = json.loads(read_exact(sock, size))
+    assert isinstance(message, dict)
+    return message
+
+
+def send_text(sock: socket.socket, message: dict[str, str]) -> None:
+    sock.sendall(masked(0x1, json.dumps(message).encode()))
+
+
+def pair_up(creator: socket.socket, joiner: socket.socket) -> None:
+    send_text(creator, {"type": "create"})
+    created = read_text(creator)
+    if created.get("type") != "room_created":
+        raise ConnectionError(str(created))
+    send_text(joiner, {"type": "join", "roomId": str(created["roomId"])})
+    joined = read_text(joiner)
+    if joined.get("type") != "room_joined":
+        raise ConnectionError(str(joined))
+
+
 def open_one(port: int, i: int) -> socket.socket:
     sock = socket.socket()
     sock.bind((source(i), 0))
@@ -60,6 +91,9 @@ def open_one(port: int, i: int) -> socket.socket:
 def main() -> None:
     port, n = int(sys.argv[1]), int(sys.argv[2])
     socks = [open_one(port, i) for i in range(n)]
+    if sys.argv[3:] == ["rooms"]:
+        for creator, joiner in zip(socks[::2], socks[1::2], strict=False):
+            pair_up(creator, joiner)
     print("READY", flush=True)
     sys.stdin.read()
     for sock in socks:

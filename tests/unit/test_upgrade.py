@@ -127,6 +127,8 @@ def test_header_syntax_websockets_would_not_parse() -> None:
     assert getattr(upgrade.check_syntax(long), "status", None) == 431
     assert getattr(upgrade.check_syntax((*GOOD, ("X@Y", "v"))), "status", None) == 400
     assert getattr(upgrade.check_syntax((*GOOD, ("X", "a\x01b"))), "status", None) == 400
+    assert upgrade.check_syntax(GOOD, upgrade.MAX_LINE - 2) is None
+    assert getattr(upgrade.check_syntax(GOOD, upgrade.MAX_LINE - 1), "status", None) == 414
 
 
 def test_refusal_response_with_retry_after() -> None:
