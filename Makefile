@@ -60,12 +60,14 @@ test-fast: $(VENV)/.installed
 test: $(VENV)/.installed compat-deps lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# The frame-parser differential property (tests/adversarial) with many more examples
-# than `make test` runs; FUZZ_EXAMPLES=N to change, about 250 examples a second.
+# The differential properties against websockets (tests/adversarial: the frame parser,
+# about 250 examples a second, and the opening handshake, about 450) with many more
+# examples than `make test` runs; FUZZ_EXAMPLES=N to change.
 FUZZ_EXAMPLES ?= 200000
 fuzz: $(VENV)/.installed
 	SIGNALING_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider --timeout=0 \
-		tests/adversarial/test_frame_differential.py -k agrees $(PYTEST_ARGS)
+		tests/adversarial/test_frame_differential.py \
+		tests/adversarial/test_handshake_differential.py -k agrees $(PYTEST_ARGS)
 
 # The suite against the compiled build (CI runs it before `make test`, which is pure).
 # --import-mode=append and PYTHONSAFEPATH keep the source tree behind the installed wheel,

@@ -314,6 +314,11 @@ class Connection(asyncio.Protocol):
                         return
                     continue
             if head.upgrade or (head.method == "GET" and head.path not in HEALTH_PATHS):
+                # Line lengths and header syntax first, as websockets read them (431/414/400)
+                refusal = upgrade.check_head(head)
+                if refusal is not None:
+                    self._refuse_upgrade(refusal)
+                    return
                 if head.method != "GET":
                     self._http_reply(405, b"method not allowed\n", None, allow="GET")
                     return
@@ -416,15 +421,10 @@ class Connection(asyncio.Protocol):
     # ---- inbound ---------------------------------------------------------------------------
 
     def _upgrade(self, head: http.Head) -> None:
-        """The opening handshake (see ``upgrade``): header syntax, readiness, admission
+        """The opening handshake (see ``upgrade``), header syntax checked: readiness, admission
         (origins, tokens, limits: ``Session.handshake``), then the upgrade headers; the
         101 from a template, or a refusal and close."""
         headers = head.headers
-        line = len(head.method) + len(head.target) + len(head.version) + 2
-        refusal = upgrade.check_syntax(headers, line)
-        if refusal is not None:
-            self._refuse_upgrade(refusal)
-            return
         hub = self.hub
         if not hub.ready:
             self._refuse_upgrade(upgrade.Refusal(503, "Server is shutting down.\n"))

@@ -9,11 +9,15 @@ lines already split, so a head is scanned once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
 MAX_HEAD: Final = 16 * 1024
 """A request head larger than this is answered 431 (a browser's is one or two KiB)."""
+
+# RFC 9110 method (a token): anything else is no request line.
+_METHOD = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 
 _REASONS: Final = {
     200: "OK",
@@ -36,6 +40,7 @@ class Head:
     target: str = ""  # the request target as received, query included
     version: str = "HTTP/1.1"
     headers: tuple[tuple[str, str], ...] = ()  # (name as received, value stripped)
+    longest: int = 0  # the longest header line as received, CRLF excluded
 
 
 class BadRequest(ValueError):
@@ -58,6 +63,10 @@ def take_head(buf: bytearray) -> Head | None:
     if start:
         del buf[:start]
     end = buf.find(b"\r\n\r\n")
+    if end < 0 and (b"\n\n" in buf or b"\n\r\n" in buf):
+        # A blank line after a bare LF: the head ended, in no form parsed here (RFC 9112
+        # 2.2 lets a server refuse it); waiting for a CRLF CRLF would hold the socket.
+        raise BadRequest(bytes(buf[:80]))
     if end < 0 and len(buf) <= MAX_HEAD:
         return None
     if end < 0 or end + 4 > MAX_HEAD:
@@ -71,14 +80,25 @@ def take_head(buf: bytearray) -> Head | None:
 
 
 def parse_head(raw: bytes) -> Head | None:
-    """The request line and the headers that matter here; ``None`` if malformed."""
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
+    """The request line and the headers that matter here; ``None`` if malformed.
+
+    Header values may hold obs-text (bytes 0x80-0xff: a cookie, a user agent), opaque
+    data per RFC 9110 5.5, kept as latin-1 the way websockets kept them; the request
+    line is ASCII."""
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
+        # A bare CR or LF: a peer that ends lines there would read other headers than
+        # this parser (RFC 9112 2.2; the ground of request smuggling).
         return None
+    text = raw.decode("latin-1")
     lines = text[:-4].split("\r\n")
     parts = lines[0].split(" ")
-    if len(parts) != 3 or parts[2] not in ("HTTP/1.1", "HTTP/1.0") or not parts[0].isalpha():
+    if (
+        len(parts) != 3
+        or parts[2] not in ("HTTP/1.1", "HTTP/1.0")
+        or not _METHOD.fullmatch(parts[0])
+        or not parts[1].isascii()
+    ):
         return None
     method, target, version = parts
     connection: list[str] = []
@@ -101,7 +121,8 @@ def parse_head(raw: bytes) -> Head | None:
     keep_alive = "keep-alive" in connection if version == "HTTP/1.0" else "close" not in connection
     path = target.partition("?")[0]
     keep_alive = keep_alive and not body
-    return Head(method, path, upgrade, keep_alive, body, target, version, tuple(headers))
+    longest = max(map(len, lines[1:]), default=0)
+    return Head(method, path, upgrade, keep_alive, body, target, version, tuple(headers), longest)
 
 
 def response(

@@ -76,3 +76,30 @@ def test_responses() -> None:
     assert b"Connection: keep-alive" in full and b"Content-Length: 3" in full
     head_only = http.response(405, b"no\n", head_only=True, allow="GET, HEAD")
     assert head_only.endswith(b"Allow: GET, HEAD\r\n\r\n") and b"Connection: close" in head_only
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET /a\nb HTTP/1.1\r\nHost: a\r\n\r\n",  # websockets never saw this request line
+        b"GET /healthz HTTP/1.1\r\nX: a\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: a\rY: b\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: a\n\n",  # LF-only: refused at once, not waited on
+        b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+    ],
+)
+def test_a_bare_cr_or_lf_is_a_bad_request(data: bytes) -> None:
+    """A peer that ends lines at a bare LF would read other headers (a body) than this
+    parser: request smuggling. And a head ended by bare LFs must not hold the socket
+    until the handshake timeout."""
+    with pytest.raises(http.BadRequest):
+        heads(data)
+
+
+def test_obs_text_in_values_is_kept_and_any_token_method_parses() -> None:
+    """A cookie or user agent with a byte over 0x7f is opaque data (RFC 9110 5.5), not
+    a bad request; an extension method is a 405 for the connection, not a 400."""
+    (got,) = heads(b"M-SEARCH * HTTP/1.1\r\nUser-Agent: caf\xe9\r\nCookie: a=\xff\r\n\r\n")
+    assert got.method == "M-SEARCH"
+    assert got.headers == (("User-Agent", "caf\u00e9"), ("Cookie", "a=\u00ff"))
+    assert got.longest == len("User-Agent: caf\xe9")

@@ -146,3 +146,37 @@ def test_http_head_keeps_the_header_lines_for_the_upgrade() -> None:
     assert head is not None
     assert (head.target, head.path, head.version) == ("/?token=x", "/", "HTTP/1.1")
     assert head.headers == (("Host", "a"), ("Upgrade", "websocket"))
+
+
+def _head(data: bytes) -> http.Head:
+    head = http.take_head(bytearray(data))
+    assert head is not None
+    return head
+
+
+def test_a_request_line_over_8_kib_is_414_and_lines_are_measured_as_received() -> None:
+    """websockets' limits apply to lines as sent (8192 bytes with the CRLF), whatever
+    whitespace the value was stripped of."""
+    line = "GET /" + "t" * (upgrade.MAX_LINE - len("GET / HTTP/1.1\r\n")) + " HTTP/1.1"
+    assert upgrade.check_head(_head(line.encode() + b"\r\nHost: a\r\n\r\n")) is None
+    longer = line.replace("GET /", "GET /t").encode()
+    assert getattr(upgrade.check_head(_head(longer + b"\r\n\r\n")), "status", None) == 414
+    fits = b"X:" + b"v" * (upgrade.MAX_LINE - 4)  # 8190 bytes + CRLF: websockets' limit
+    assert upgrade.check_head(_head(b"GET / HTTP/1.1\r\n" + fits + b"\r\n\r\n")) is None
+    padded = b"X:  " + fits[2:]  # the same value with whitespace: 8194 bytes as sent
+    refusal = upgrade.check_head(_head(b"GET / HTTP/1.1\r\n" + padded + b"\r\n\r\n"))
+    assert getattr(refusal, "status", None) == 431
+
+
+def test_checks_run_in_websockets_order() -> None:
+    """A request with several faults gets the status of the first websockets checks:
+    no Connection: upgrade (426) before a malformed subprotocol list (400)."""
+    headers = (*without("Connection"), ("Sec-WebSocket-Protocol", "a b"))
+    assert getattr(upgrade.accept("HTTP/1.1", headers), "status", None) == 426
+    headers = (*without("Upgrade", ("Upgrade", "h2c")), ("Connection", "a b"))
+    assert getattr(upgrade.accept("HTTP/1.1", headers), "status", None) == 400
+
+
+def test_a_repeated_host_is_refused() -> None:
+    got = upgrade.accept("HTTP/1.1", (*GOOD, ("Host", "evil.example")))
+    assert getattr(got, "status", None) == 400
