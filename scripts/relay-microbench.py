@@ -76,7 +76,16 @@ async def turns(n: int) -> None:
 
 
 async def main(n: int, window: int, peers: int, v2: bool) -> None:
-    hub = Server(Settings(port=0, host="127.0.0.1", metrics_port=0)).hub
+    # One sender at full speed: raise its rate limits far out of the way (the buckets
+    # still run, so their cost is measured) or most signals would be refused.
+    settings = Settings(
+        port=0,
+        host="127.0.0.1",
+        metrics_port=0,
+        message_rate="1000000000/s",
+        byte_rate="1000000000000/s",
+    )
+    hub = Server(settings).hub
     hub.ready = True
     conns: list[tuple[Connection, CountingTransport]] = []
     for _ in range(peers):

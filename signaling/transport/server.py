@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from signaling import gcpolicy
 from signaling.config import Settings
 from signaling.core.room import RoomPolicy
 from signaling.core.turn import IcePolicy
@@ -285,5 +286,6 @@ async def _serve_admin(
 async def run(settings: Settings) -> None:
     server = Server(settings, tracing=Tracing.from_env())
     await server.start()
+    gcpolicy.freeze_startup_objects()
     server.install_signal_handlers()
     await server.serve()
