@@ -21,6 +21,7 @@ from setuptools import setup
 # once per batch, not per message).
 HOT_PATH = [
     "signaling/core/*.py",
+    "signaling/journal/window.py",
     "signaling/rooms/actor.py",
     "signaling/rooms/fanout.py",
     "signaling/rooms/peer.py",

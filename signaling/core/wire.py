@@ -128,7 +128,14 @@ def parse(text: str) -> Inbound:
             while True:
                 if ch != '"':
                     raise _bad_json(f"expected a key at {i}")
-                key, i = scanstring(text, i + 1, True)
+                # A string without escapes or control characters is its raw text: one
+                # find and a slice, where a call into the C scanner costs more than the
+                # scan (argument parsing). Anything else goes to the scanner.
+                end = text.find('"', i + 1) + 1
+                key = text[i + 1 : end - 1]
+                if not end or "\\" in key or not key.isprintable():
+                    key, end = scanstring(text, i + 1, True)
+                i = end
                 ch = text[i : i + 1]
                 if ch in ws:
                     i = ws_end(text, i).end()
@@ -136,16 +143,25 @@ def parse(text: str) -> Inbound:
                 if ch != ":":
                     raise _bad_json(f"expected ':' at {i}")
                 i += 1
-                if text[i : i + 1] in ws:
+                ch = text[i : i + 1]
+                if ch in ws:
                     i = ws_end(text, i).end()
-                try:
-                    value, end = scan(text, i)
-                except StopIteration:
-                    raise _bad_json(f"expected a value at {i}") from None
-                except ValueError as exc:  # (free when nothing is raised)
-                    if isinstance(exc, (json.JSONDecodeError, _NotJson)):
-                        raise
-                    value, end = _scan_lenient(text, i)  # an integer past 4300 digits
+                    ch = text[i : i + 1]
+                value: Any  # (compiled, a str inferred here would be enforced below)
+                if ch == '"':  # a string value (the type, a room id): as a key above
+                    end = text.find('"', i + 1) + 1
+                    value = text[i + 1 : end - 1]
+                    if not end or "\\" in value or not value.isprintable():
+                        value, end = scanstring(text, i + 1, True)
+                else:
+                    try:
+                        value, end = scan(text, i)
+                    except StopIteration:
+                        raise _bad_json(f"expected a value at {i}") from None
+                    except ValueError as exc:  # (free when nothing is raised)
+                        if isinstance(exc, (json.JSONDecodeError, _NotJson)):
+                            raise
+                        value, end = _scan_lenient(text, i)  # an integer past 4300 digits
                 if key == "payload":
                     p_start, p_end = i, end
                 fields[key] = value

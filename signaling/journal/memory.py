@@ -17,9 +17,10 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from signaling.core.events import Event, SignalRelayed, event_size
+from signaling.core.events import Event, events_size
 from signaling.core.room import RoomState
 from signaling.journal.base import StaleWriter, UnknownRoom
+from signaling.journal.window import drop_covered
 
 
 @dataclass(slots=True)
@@ -80,14 +81,8 @@ class MemoryJournal:
             stream.snapshot = snapshot
         self._streams.move_to_end(room_id)
         kept = stream.events
-        added = 0
-        for event in events:  # event_size, inlined: this is every relay's path
-            kept.append(event)
-            if type(event) is SignalRelayed:
-                payload = event.payload
-                added += 96 + (len(payload) if payload.isascii() else len(payload.encode()))
-            else:
-                added += 96
+        kept.extend(events)
+        added = events_size(events)  # one call per batch, not one per event
         stream.seq = last
         stream.size += added
         self.total_bytes += added
@@ -101,14 +96,9 @@ class MemoryJournal:
 
     def _trim(self, stream: _Stream, max_events: int, max_bytes: int) -> None:
         """Drop the oldest events the snapshot covers until the stream fits both bounds."""
-        kept = stream.events
-        covered = stream.snapshot.seq
-        size = stream.size
-        base = stream.base
-        while kept and (len(kept) > max_events or size > max_bytes) and kept[0].seq <= covered:
-            old = kept.popleft()
-            size -= event_size(old)
-            base = old.seq
+        size, base = drop_covered(
+            stream.events, stream.snapshot.seq, max_events, max_bytes, stream.size, stream.base
+        )
         self.total_bytes -= stream.size - size
         stream.size = size
         stream.base = base

@@ -97,7 +97,9 @@ async def test_activity_postpones_expiry(start_server: StartServer) -> None:
     activity postponed its expiry. (The timeout is long next to one in-process round
     trip, so the busy room never pauses for one, even on a loaded machine.)
     """
-    server = await start_server(room_timeout_ms=1000)
+    # The ping-pong runs as fast as the server relays (16k signals a second compiled):
+    # the per-connection message limit (4,000/s) must not refuse any of them.
+    server = await start_server(room_timeout_ms=1000, message_rate="1000000/s")
     supervisor = server.hub.supervisor
     a, b = await Client.open(server, name="a"), await Client.open(server, v2=True, name="b")
     busy = (await a.create())["roomId"]

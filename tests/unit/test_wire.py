@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
 from signaling.core import wire
@@ -153,3 +155,53 @@ def test_error_texts_do_not_describe_the_implementation(text: str) -> None:
     with pytest.raises(wire.WireError) as err:
         wire.parse(text)
     assert "digits" not in err.value.message and "Python" not in err.value.message
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    fields=st.dictionaries(st.text(), _json_values, max_size=4),
+    kind=st.text(),
+    ensure_ascii=st.booleans(),
+    compact=st.booleans(),
+)
+def test_fields_are_what_json_loads_reads(
+    fields: dict[str, object], kind: str, ensure_ascii: bool, compact: bool
+) -> None:
+    """Keys and string values take a shortcut when they hold no escape or control
+    character; with or without it, the fields are exactly json.loads's."""
+    text = json.dumps(
+        {**fields, "type": kind},
+        ensure_ascii=ensure_ascii,
+        separators=(",", ":") if compact else (", ", ": "),
+    )
+    try:
+        msg = wire.parse(text)
+    except wire.WireError as exc:  # only a type that is no Unicode text is refused
+        assert exc.code == "bad_message" and not wire.is_unicode(kind)
+        return
+    assert msg.fields == json.loads(text)
+    assert msg.type == kind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type":"sig\x01nal"}',
+        '{"ty\x1fpe":"signal"}',
+        '{"type":"signal","roomId":"12\n34"}',
+        '{"type":"signal","roomId":"1234}',
+        '{"type":"signal","ro',
+    ],
+)
+def test_a_raw_control_character_or_an_open_string_is_bad_json(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    with pytest.raises(wire.WireError) as caught:
+        wire.parse(text)
+    assert caught.value.code == "bad_json"
