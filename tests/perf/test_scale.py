@@ -58,13 +58,14 @@ RELAY_ROOMS, RELAY_PEERS, SIGNALS_PER_PEER = 20, 2, 200
 IDLE = PER_STEP - RELAY_ROOMS * RELAY_PEERS  # silent, in 1:1 rooms
 IDLE_ROOM_SIZE = 2
 TOTAL = STEPS * PER_STEP
-# Per added connection: an idle 1:1 call member with its share of its room, plus the
-# step's relaying rooms and their journals (400 signal events each, about 0.7 KiB per
-# connection of the step). Measured on main (2026-11-30, after the per-connection
-# memory work of issue 12): 6.2-6.4 KiB pure, 5.9-6.2 KiB compiled; it was 10.5 KiB
-# before. The ceiling is about 1.5x that, for allocator and platform noise: a
-# connection growing back by a third fails it. Lower it as per-connection state shrinks.
-CEILING_PER_CONNECTION = 10 * 1024
+# Per added connection: an idle 1:1 call member with its share of its room and of its
+# source address's entry, plus the step's relaying rooms and their journals (400 signal
+# events each, about 0.7 KiB per connection of the step). Measured on main at 1a179fa
+# (2026-11-30, after issue 12's per-connection memory work; it was 10.5 KiB before):
+# 5.4-5.8 KiB pure, 5.2-5.5 KiB compiled. The ceiling is 1.4x the highest, for
+# allocator and platform noise: a connection growing back by half fails it. Lower it as
+# per-connection state shrinks.
+CEILING_PER_CONNECTION = 8 * 1024
 # Linear: no step costs more than this factor of another per added connection. The
 # first step also pays for one-off warm-up (code paths, allocator arenas), hence not 1.
 LINEARITY = 1.5
