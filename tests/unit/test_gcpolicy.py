@@ -1,5 +1,5 @@
-"""The start-up heap is frozen out of every later collection; cycles made afterwards are
-still collected (the freeze must not turn the cyclic GC off)."""
+"""The start-up heap is frozen out of every later collection and generation 0 waits for
+more objects; cycles made afterwards are still collected (the GC stays on)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ class _Node:
 
 def test_startup_objects_are_frozen_and_later_cycles_still_collected() -> None:
     long_lived = [_Node() for _ in range(100)]
+    threshold = gc.get_threshold()
     try:
         gcpolicy.freeze_startup_objects()
         assert gc.get_freeze_count() >= len(long_lived)
         assert gc.isenabled()
+        assert gc.get_threshold() == (gcpolicy.GEN0_THRESHOLD, *threshold[1:])
         a, b = _Node(), _Node()
         a.other, b.other = b, a
         gone = weakref.ref(a)
@@ -29,3 +31,4 @@ def test_startup_objects_are_frozen_and_later_cycles_still_collected() -> None:
         assert gone() is None
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
