@@ -16,8 +16,8 @@ from typing import Final
 MAX_HEAD: Final = 16 * 1024
 """A request head larger than this is answered 431 (a browser's is one or two KiB)."""
 
-# RFC 9110 method (a token): anything else is no request line.
-_METHOD = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+# An RFC 9110 token: a method (anything else is no request line) or a header name.
+TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 
 _REASONS: Final = {
     200: "OK",
@@ -96,7 +96,7 @@ def parse_head(raw: bytes) -> Head | None:
     if (
         len(parts) != 3
         or parts[2] not in ("HTTP/1.1", "HTTP/1.0")
-        or not _METHOD.fullmatch(parts[0])
+        or not TOKEN.fullmatch(parts[0])
         or not parts[1].isascii()
     ):
         return None

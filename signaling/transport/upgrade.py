@@ -34,7 +34,7 @@ from websockets.exceptions import InvalidHeaderFormat
 from websockets.headers import parse_connection, parse_subprotocol, parse_upgrade
 
 from signaling.core import wire
-from signaling.transport.http import Head
+from signaling.transport.http import TOKEN, Head
 
 T = TypeVar("T", bound=str)
 GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -42,8 +42,7 @@ V2: Final = wire.V2_SUBPROTOCOL
 # websockets' limits for a handshake request (``http11.MAX_LINE_LENGTH``/``MAX_NUM_HEADERS``).
 MAX_LINE: Final = 8192
 MAX_HEADERS: Final = 128
-# RFC 9110 field-name (token) and field-value characters, as websockets checks them.
-_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+# RFC 9110 field-value characters, as websockets checks them (names: ``http.TOKEN``).
 _VALUE = re.compile(r"[\x09\x20-\x7e\x80-\xff]*")
 
 _ACCEPT: Final = (
@@ -93,7 +92,7 @@ def check_syntax(
     for name, value in headers:
         if longest is None and len(name) + len(value) + 4 > MAX_LINE:
             return Refusal(431, _failed("line too long"))
-        if not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
+        if not TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
             return Refusal(400, _failed(f"invalid HTTP header {name!r}"))
     return None
 
