@@ -29,6 +29,7 @@ from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import Tracing
 from signaling.transport.admission import Admission
 from signaling.transport.connection import Connection
+from signaling.transport.pacing import Pacer
 from signaling.transport.tls import Certificates
 from signaling.web.assets import Assets
 
@@ -103,6 +104,7 @@ class Hub:
         self.flush_threshold = max(settings.send_buffer_bytes // 4, 4096)
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+        self.pacer = self.metrics.pacing = Pacer(settings.loop_pacing_us / 1e6)
 
     def _room_retired(self, room_id: str) -> None:
         self.admission.room_retired(room_id, self.loop.time())
@@ -126,6 +128,7 @@ class Hub:
         self._dirty = []
         for conn in dirty:
             conn.flush()
+        self.pacer.turn_done()  # under steady load, let the next turn find more (pacing.py)
 
 
 class Server:
