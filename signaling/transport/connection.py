@@ -353,8 +353,9 @@ class Connection(asyncio.Protocol):
         only = head is not None and head.method == "HEAD"
         if status >= 400 and status != 503:
             faults.fault(f"http_{status}", "HTTP request answered %d", status)
+        extra = (("Allow", allow),) if allow else ()
         self._http_write(
-            http.response(status, body, head_only=only, keep_alive=keep, allow=allow), keep
+            http.response(status, body, head_only=only, keep_alive=keep, headers=extra), keep
         )
 
     def _http_write(self, response: bytes, keep: bool) -> None:
@@ -462,7 +463,14 @@ class Connection(asyncio.Protocol):
         _ws_log.info("connection rejected (%d)", refusal.status)
         self.closed = True
         transport = self.transport
-        transport.write(upgrade.response(refusal, retry_after))
+        transport.write(
+            http.response(
+                refusal.status,
+                refusal.body.encode(),
+                headers=refusal.headers,
+                retry_after=retry_after,
+            )
+        )
         transport.close()
 
     def _take_text_frames(self, data: bytes | bytearray, pos: int) -> int:
