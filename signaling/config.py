@@ -424,6 +424,14 @@ class Settings:
         _positive_float,
         "seconds a WebSocket may stay open without entering a room (closed with 1008)",
     )
+    loop_pacing_us: int = knob(
+        "SIGNALING_LOOP_PACING_US",
+        "--loop-pacing-us",
+        100,
+        _int_range(0, 10_000),
+        "under steady load, microseconds between writing loop turns, so each reads and"
+        " writes more (0: off; transport/pacing.py)",
+    )
     room_batch: int = knob(
         "SIGNALING_ROOM_BATCH",
         "--room-batch",
