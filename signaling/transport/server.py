@@ -22,7 +22,7 @@ from signaling import gcpolicy
 from signaling.config import Settings
 from signaling.core.room import RoomPolicy
 from signaling.core.turn import IcePolicy
-from signaling.journal import Journal, MemoryJournal
+from signaling.journal import Journal, from_settings
 from signaling.rooms.supervisor import Supervisor
 from signaling.telemetry.logs import flush_faults
 from signaling.telemetry.metrics import Metrics
@@ -71,9 +71,7 @@ class Hub:
         self.loop = asyncio.get_running_loop()
         self.metrics = metrics or Metrics()
         self.tracing = tracing or Tracing.disabled()
-        self.journal = journal or MemoryJournal(
-            settings.journal_max_events, settings.journal_max_bytes, settings.journal_total_bytes
-        )
+        self.journal = journal or from_settings(settings)
         self.metrics.journal_backend = self.journal.backend
         # Limits, origins and tokens: one process-wide policy every session asks.
         self.admission = Admission.from_settings(settings, self.metrics)
@@ -190,6 +188,7 @@ class Server:
                 ) from None
             self.metrics_port = self._admin.sockets[0].getsockname()[1]
         self._sweeper = loop.create_task(self._sweep())
+        await hub.supervisor.check_journal()
         hub.ready = True
         log.info(
             "listening on %s:%d%s (metrics %s; at most %d WebSockets)",
@@ -268,6 +267,7 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await hub.supervisor.close()
+        await hub.journal.close()
         if self._admin is not None:
             self._admin.close()
         hub.tracing.shutdown()
