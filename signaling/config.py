@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -120,6 +121,39 @@ def _networks(raw: str) -> str:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
             raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+    return value
+
+
+def _redis_url(raw: str) -> str:
+    """A URL redis-py accepts; checked here so a typo fails at start-up, not at the first
+    room. Never echoed back: it may hold a password."""
+    value = raw.strip()
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has a bad port") from None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("unix:// needs a socket path")
+    elif not parts.hostname or port == 0:
+        raise ValueError("needs a host (and a port from 1 to 65535 if given)")
+    elif parts.path not in ("", "/") and not parts.path[1:].isdigit():
+        raise ValueError("the path must be a database number such as /0")
+    return value
+
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _redis_prefix(raw: str) -> str:
+    value = raw.strip()
+    if not _PREFIX.fullmatch(value):
+        raise ValueError("must be 1-64 characters of letters, digits and _ . : -")
     return value
 
 
@@ -244,6 +278,29 @@ class Settings:
         _int_range(1 << 20, 1 << 40),
         "bytes of events kept for all rooms together (least recently active trimmed first)",
     )
+    journal_backend: str = knob(
+        "SIGNALING_JOURNAL",
+        "--journal",
+        "memory",
+        _choice("memory", "redis"),
+        "where room events are kept: memory (one process) or redis (replicas share rooms)",
+    )
+    redis_url: str = knob(
+        "SIGNALING_REDIS_URL",
+        "--redis-url",
+        "",
+        _redis_url,
+        "Redis for SIGNALING_JOURNAL=redis: redis://[user:password@]host[:port][/db], "
+        "rediss:// (TLS) or unix:///path",
+        secret=True,
+    )
+    redis_prefix: str = knob(
+        "SIGNALING_REDIS_PREFIX",
+        "--redis-prefix",
+        "signaling",
+        _redis_prefix,
+        "prefix of every Redis key this deployment writes (deployments sharing a Redis differ)",
+    )
     ping_interval: float = knob(
         "SIGNALING_PING_INTERVAL_S",
         "--ping-interval",
@@ -366,6 +423,14 @@ class Settings:
         1800.0,
         _positive_float,
         "seconds a WebSocket may stay open without entering a room (closed with 1008)",
+    )
+    loop_pacing_us: int = knob(
+        "SIGNALING_LOOP_PACING_US",
+        "--loop-pacing-us",
+        100,
+        _int_range(0, 10_000),
+        "under steady load, microseconds between writing loop turns, so each reads and"
+        " writes more (0: off; transport/pacing.py)",
     )
     room_batch: int = knob(
         "SIGNALING_ROOM_BATCH",
@@ -533,6 +598,8 @@ class Settings:
 
 
 KNOBS: dict[str, Knob] = {f.name: f.metadata["knob"] for f in fields(Settings)}
+# Settings whose values never appear in a log line or an error message.
+SECRETS = frozenset(f.name for f in fields(Settings) if not f.repr)
 
 # Old variable -> new one. An old name holding a plain value is refused with a message
 # naming the new one; one holding a Kubernetes service link ("tcp://10.0.0.7:9091", set
@@ -583,7 +650,8 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         try:
             values[name] = k.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{source}={raw!r}: {exc}") from None
+            shown = "(hidden)" if name in SECRETS else repr(raw)
+            raise ConfigError(f"{source}={shown}: {exc}") from None
     settings = Settings(**values)
     if settings.journal_max_bytes > settings.send_buffer_bytes // 2:
         # A resume writes up to the whole window at once; the other half of the send
@@ -593,6 +661,13 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             f" of SIGNALING_SEND_BUFFER_BYTES ({settings.send_buffer_bytes}): a resume replays"
             " up to the whole window into the send buffer, and a client whose buffer"
             " overflows is disconnected as a slow consumer"
+        )
+    if settings.journal_backend == "redis" and not settings.redis_url:
+        raise ConfigError("SIGNALING_JOURNAL=redis needs SIGNALING_REDIS_URL")
+    if settings.journal_backend != "redis" and settings.redis_url:
+        raise ConfigError(
+            "SIGNALING_REDIS_URL is set but SIGNALING_JOURNAL is memory: set"
+            " SIGNALING_JOURNAL=redis to share rooms through it, or unset the URL"
         )
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
         raise ConfigError("SIGNALING_TLS_CERT_FILE and SIGNALING_TLS_KEY_FILE go together")

@@ -74,3 +74,6 @@ class Journal(Protocol):
 
     async def check(self) -> None:
         """Raise if the store cannot be reached (readiness probes a failing journal)."""
+
+    async def close(self) -> None:
+        """Release connections (at shutdown, after the rooms stopped)."""

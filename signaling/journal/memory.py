@@ -123,3 +123,6 @@ class MemoryJournal:
 
     async def check(self) -> None:
         return None
+
+    async def close(self) -> None:
+        return None

@@ -234,6 +234,16 @@ class Supervisor:
                 self.health.failed()
         self.ids.release(room_id)
 
+    async def check_journal(self) -> None:
+        """At start-up: probe the journal once, so an unreachable store is not ready
+        before the first room fails (and the probe brings readiness back)."""
+        try:
+            await self.journal.check()
+        except Exception as exc:
+            log.error("journal unreachable at start-up: %r", exc)
+            self.health.failures = UNHEALTHY_AFTER - 1
+            self.health.failed()
+
     def _journal_failed(self) -> None:
         """Keep probing a failing journal so readiness recovers without traffic."""
         if self._probe is None and not self._closing and not self.journal_healthy:

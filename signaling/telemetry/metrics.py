@@ -10,7 +10,7 @@ turns them into metric families only when Prometheus scrapes. Labels are closed 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -69,6 +69,13 @@ LATENCY_BUCKETS = (
 FANOUT_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 16, 32, 64)
 MEMBER_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 16, 32, 64)
 DEPTH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class PacingStats(Protocol):
+    """What loop pacing reports (``transport.pacing.Pacer``)."""
+
+    naps: int
+    napped: float
 
 
 class Histogram:
@@ -131,6 +138,7 @@ class Metrics:
         self.actor_restarts = 0
         self.rate_limited = dict.fromkeys(RATE_LIMIT_KINDS, 0)
         self.rejected = dict.fromkeys(REJECT_REASONS, 0)
+        self.pacing: PacingStats | None = None
 
     def registry(self) -> CollectorRegistry:
         """A registry with these metrics plus the process, platform and GC collectors."""
@@ -237,6 +245,17 @@ class _Collector(Collector):
             "Connections refused at the handshake or closed by policy, by reason.",
             "reason",
             m.rejected,
+        )
+        pacing = m.pacing
+        yield CounterMetricFamily(
+            p + "loop_pacing_waits",
+            "Loop turns that waited before polling again (SIGNALING_LOOP_PACING_US).",
+            value=pacing.naps if pacing is not None else 0,
+        )
+        yield CounterMetricFamily(
+            p + "loop_pacing_wait_seconds",
+            "Time the event loop waited for traffic to gather (spare capacity under load).",
+            value=pacing.napped if pacing is not None else 0.0,
         )
         yield CounterMetricFamily(
             p + "actor_restarts",

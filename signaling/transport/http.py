@@ -9,8 +9,11 @@ lines already split, so a head is scanned once.
 
 from __future__ import annotations
 
+import email.utils
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Final
 
 MAX_HEAD: Final = 16 * 1024
@@ -18,14 +21,6 @@ MAX_HEAD: Final = 16 * 1024
 
 # An RFC 9110 token: a method (anything else is no request line) or a header name.
 TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-
-_REASONS: Final = {
-    200: "OK",
-    400: "Bad Request",
-    405: "Method Not Allowed",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,17 +121,45 @@ def parse_head(raw: bytes) -> Head | None:
 
 
 def response(
-    status: int, body: bytes, *, head_only: bool = False, keep_alive: bool = False, allow: str = ""
+    status: int,
+    body: bytes,
+    *,
+    head_only: bool = False,
+    keep_alive: bool = False,
+    headers: Sequence[tuple[str, str]] = (),
+    retry_after: int | None = None,
 ) -> bytes:
-    """A complete plain-text HTTP/1.1 response (``head_only`` for HEAD requests)."""
+    """A complete plain-text HTTP/1.1 response: every answer on the public port that is
+    not the 101 (probes, 400/405/431 to plain HTTP, refused upgrades) comes from here,
+    so they all carry the same header set, in this order, each for a reason:
+
+    - ``Date``: RFC 9110 6.6.1 asks an origin server with a clock to send it on 2xx,
+      3xx and 4xx (5xx: may); websockets sent it on every refusal, so a 503 has it too.
+    - ``Content-Type`` (``text/plain; charset=utf-8``) and ``Content-Length``, always:
+      the connection may stay open (keep-alive probes), so the body is delimited.
+    - ``Cache-Control: no-store``: a probe's answer or a refusal (429, 503) describes
+      this moment; no proxy or browser may serve it again later.
+    - ``Connection``: ``close`` when the server closes after this answer (errors,
+      refusals: the caller closes), else ``keep-alive`` (said explicitly for HTTP/1.0
+      clients that asked for it).
+    - then ``headers`` as given (``Allow`` of a 405, the ``Upgrade``/
+      ``Sec-WebSocket-Version`` hints of a refused upgrade) and ``Retry-After`` (seconds)
+      for a 429/503 refusal that knows when to come back.
+
+    ``head_only`` (HEAD requests) leaves the body out, its length still announced.
+    Not the 101 Switching Protocols: that is a template in ``upgrade``, kept byte for
+    byte the Node reference server's (no ``Date``: 1xx may omit it), on the accept path.
+    """
     lines = [
-        f"HTTP/1.1 {status} {_REASONS[status]}",
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        f"Date: {email.utils.formatdate(usegmt=True)}",
         "Content-Type: text/plain; charset=utf-8",
         f"Content-Length: {len(body)}",
         "Cache-Control: no-store",
         f"Connection: {'keep-alive' if keep_alive else 'close'}",
     ]
-    if allow:
-        lines.append(f"Allow: {allow}")
+    lines += [f"{name}: {value}" for name, value in headers]
+    if retry_after is not None:
+        lines.append(f"Retry-After: {retry_after}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode()
     return head if head_only else head + body

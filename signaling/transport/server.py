@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
+import socket
 import time
 from collections.abc import Callable
 
@@ -20,13 +22,14 @@ from signaling import gcpolicy
 from signaling.config import Settings
 from signaling.core.room import RoomPolicy
 from signaling.core.turn import IcePolicy
-from signaling.journal import Journal, MemoryJournal
+from signaling.journal import Journal, from_settings
 from signaling.rooms.supervisor import Supervisor
 from signaling.telemetry.logs import flush_faults
 from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import Tracing
 from signaling.transport.admission import Admission
 from signaling.transport.connection import Connection
+from signaling.transport.pacing import Pacer
 from signaling.transport.tls import Certificates
 from signaling.web.assets import Assets
 
@@ -35,6 +38,24 @@ log = logging.getLogger("signaling.transport.server")
 
 class ListenError(Exception):
     """A port cannot be bound (in use, no permission): a start-up error, not a crash."""
+
+
+def defer_accept(sock: socket.socket, seconds: float) -> None:
+    """Have the kernel hand over a connection only once its first bytes (the HTTP request)
+    have arrived (Linux ``TCP_DEFER_ACCEPT``, nginx's ``listen ... deferred``).
+
+    Why: otherwise every client costs two wake-ups, one for the accept and one for its
+    request, and the client's own host pays for the first (on loopback, the bench's load
+    generator does: 12-15% more connections per second with it, BENCHMARKS.md). A client
+    that connects and sends nothing stays with the kernel instead of holding a connection
+    here; after ``seconds`` (the handshake timeout) the kernel hands it over anyway and the
+    handshake timer closes it as before. TCP health checks still connect: the client's side
+    of the handshake completes as usual. Elsewhere (no such option) this does nothing."""
+    option = getattr(socket, "TCP_DEFER_ACCEPT", None)
+    if option is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, option, max(1, math.ceil(seconds)))
 
 
 class Hub:
@@ -50,9 +71,7 @@ class Hub:
         self.loop = asyncio.get_running_loop()
         self.metrics = metrics or Metrics()
         self.tracing = tracing or Tracing.disabled()
-        self.journal = journal or MemoryJournal(
-            settings.journal_max_events, settings.journal_max_bytes, settings.journal_total_bytes
-        )
+        self.journal = journal or from_settings(settings)
         self.metrics.journal_backend = self.journal.backend
         # Limits, origins and tokens: one process-wide policy every session asks.
         self.admission = Admission.from_settings(settings, self.metrics)
@@ -83,6 +102,7 @@ class Hub:
         self.flush_threshold = max(settings.send_buffer_bytes // 4, 4096)
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+        self.pacer = self.metrics.pacing = Pacer(settings.loop_pacing_us / 1e6)
 
     def _room_retired(self, room_id: str) -> None:
         self.admission.room_retired(room_id, self.loop.time())
@@ -106,6 +126,7 @@ class Hub:
         self._dirty = []
         for conn in dirty:
             conn.flush()
+        self.pacer.turn_done()  # under steady load, let the next turn find more (pacing.py)
 
 
 class Server:
@@ -149,6 +170,8 @@ class Server:
             )
         except OSError as exc:
             raise ListenError(f"PORT {s.port}: {exc.strerror or exc}") from None
+        for sock in self._listener.sockets:
+            defer_accept(sock, s.handshake_timeout)
         self.port = self._listener.sockets[0].getsockname()[1]
         if s.metrics_port:
             registry = hub.metrics.registry()
@@ -165,6 +188,7 @@ class Server:
                 ) from None
             self.metrics_port = self._admin.sockets[0].getsockname()[1]
         self._sweeper = loop.create_task(self._sweep())
+        await hub.supervisor.check_journal()
         hub.ready = True
         log.info(
             "listening on %s:%d%s (metrics %s; at most %d WebSockets)",
@@ -243,6 +267,7 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await hub.supervisor.close()
+        await hub.journal.close()
         if self._admin is not None:
             self._admin.close()
         hub.tracing.shutdown()

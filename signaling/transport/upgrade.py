@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import hashlib
-import http
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,7 +56,8 @@ _NOT_A_CLIENT: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Answer ``status`` with a plain-text ``body`` and ``headers``, then close."""
+    """Answer ``status`` with a plain-text ``body`` and ``headers``, then close (the
+    bytes come from ``http.response``, like every plain answer on the port)."""
 
     status: int
     body: str
@@ -192,19 +191,3 @@ def accept(version: str, headers: Sequence[tuple[str, str]]) -> tuple[bytes, boo
         return Refusal(400, _failed(str(exc)))
     digest = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest())
     return _ACCEPT + digest + (_V2_LINE if v2 else b"") + b"\r\n\r\n", v2
-
-
-def response(refusal: Refusal, retry_after: int | None = None) -> bytes:
-    """The refusal as websockets wrote it: plain text, ``Connection: close``."""
-    body = refusal.body.encode()
-    lines = [
-        f"HTTP/1.1 {refusal.status} {http.HTTPStatus(refusal.status).phrase}",
-        f"Date: {email.utils.formatdate(usegmt=True)}",
-        "Connection: close",
-        f"Content-Length: {len(body)}",
-        "Content-Type: text/plain; charset=utf-8",
-    ]
-    lines += [f"{name}: {value}" for name, value in refusal.headers]
-    if retry_after is not None:
-        lines.append(f"Retry-After: {retry_after}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body

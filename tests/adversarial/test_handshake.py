@@ -5,10 +5,12 @@ the address's connection slot is given back; a good one after them still opens."
 from __future__ import annotations
 
 import asyncio
+import email.utils
 
 import pytest
 
 from signaling.transport.server import Server
+from tests.integration.conftest import StartServer
 from tests.support.waiting import eventually
 
 GOOD = {
@@ -85,3 +87,39 @@ async def test_a_good_upgrade_is_answered_with_the_101_and_stays_open(server: Se
     (conn,) = server.hub.connections
     assert conn.opened and conn.protocol == 2
     writer.close()
+
+
+# Every answer on the public port but the 101 comes from one builder (``http.response``):
+# the same header names, in this order, whatever asked (README "Health checks").
+COMMON = ["Date", "Content-Type", "Content-Length", "Cache-Control", "Connection"]
+ANSWERS = {
+    "probe": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, []),
+    "405 to HEAD of the WebSocket path": (
+        b"HEAD /call HTTP/1.1\r\nHost: x\r\n\r\n",
+        405,
+        ["Allow"],
+    ),
+    "400 to no HTTP": (b"GET /\nHTTP/1.1\r\n\r\n", 400, []),
+    "431 to a head over 16 KiB": (b"GET /healthz HTTP/1.1\r\nX: " + b"x" * 17000, 431, []),
+    "refused upgrade": (request(Upgrade=None), 426, ["Upgrade"]),
+    "refused version": (request(Sec_WebSocket_Version="8"), 426, ["Sec-WebSocket-Version"]),
+    "refused over the handshake rate": (request(), 429, ["Retry-After"]),
+}
+
+
+@pytest.mark.parametrize("name", list(ANSWERS))
+async def test_every_plain_answer_has_one_header_set(start_server: StartServer, name: str) -> None:
+    data, status, extra = ANSWERS[name]
+    server = await start_server(handshake_rate="1/min")
+    if status == 429:
+        await exchange(server, request(Connection="close"))  # 426: takes the one token
+    reply = await exchange(server, data)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0].startswith(f"HTTP/1.1 {status} "), reply
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    assert list(fields) == COMMON + extra, lines
+    assert email.utils.parsedate_to_datetime(fields["Date"]).tzname() == "UTC"
+    assert fields["Cache-Control"] == "no-store"
+    assert fields["Connection"] == "close"
+    assert int(fields["Content-Length"]) == len(body) > 0

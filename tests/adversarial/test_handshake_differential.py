@@ -30,7 +30,7 @@ import functools
 import itertools
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -69,6 +69,8 @@ class Outcome:
     version_hint: str | None = None  # Sec-WebSocket-Version header of a refusal
     closed: bool = False
     after: bytes = b""  # what a 101 is followed by (a pong, a close frame)
+    # Header names, lower case, in order: checked on their own (``test_refusals_carry_...``)
+    names: tuple[str, ...] = field(default=(), compare=False)
 
 
 def read_response(data: bytes, closed: bool) -> Outcome:
@@ -90,12 +92,14 @@ def read_response(data: bytes, closed: bool) -> Outcome:
             fields.get("sec-websocket-accept"),
             closed=closed,
             after=after,
+            names=tuple(fields),
         )
     return Outcome(
         status,
         upgrade_hint=fields.get("upgrade"),
         version_hint=fields.get("sec-websocket-version"),
         closed=closed,
+        names=tuple(fields),
     )
 
 
@@ -591,6 +595,11 @@ def facts_of(head: bytes, probe: bool = False) -> Facts:
     return Facts(method, target.partition("?")[0], version, probe, False, len(head))
 
 
+# Every answer but the 101 and the pages (``http.response``): websockets' refusal headers plus
+# Cache-Control (a refusal describes this moment), in one order for probes and refusals.
+PLAIN = ("date", "content-type", "content-length", "cache-control", "connection")
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -612,6 +621,30 @@ def test_server_handshake_agrees_with_websockets(
     ours = through_server(hub, segments_of(head + rest, cuts))
     allowed = expected(facts, head, rest)
     assert ours in allowed, (head, rest, ours, allowed)
+    page = facts.probe and facts.path in PAGES and ours.status == 200  # web/assets.py's
+    if isinstance(ours.status, int) and ours.status != 101 and not page:
+        assert ours.names[:5] == PLAIN, (head, ours)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        valid(Upgrade="h2c"),
+        valid(Connection="keep-alive"),
+        valid(**{"Sec-WebSocket-Key": "AAAA"}),
+        valid(**{"Sec-WebSocket-Protocol": "a b"}),
+        valid(**{"X": "v" * 9000}),
+        valid().replace(b"GET /call ", b"GET /" + b"x" * 9000 + b" "),
+        valid().replace(b"HTTP/1.1", b"HTTP/1.0", 1),
+    ],
+    ids=["upgrade h2c", "no upgrade token", "short key", "bad list", "431", "414", "505"],
+)
+def test_refusals_carry_websockets_headers_plus_cache_control(hub: Hub, head: bytes) -> None:
+    ours = through_server(hub, [head])
+    ws, _, _ = through_websockets(head, b"")
+    assert isinstance(ws.status, int) and ws.status >= 400 and ours == ws
+    assert set(ours.names) == set(ws.names) | {"cache-control"}
+    assert ours.names[:5] == PLAIN
 
 
 def test_the_reference_accepts_what_a_browser_sends(hub: Hub) -> None:

@@ -124,9 +124,13 @@ async def all_given_back(server: Server) -> None:
 async def test_an_upgrade_in_one_byte_segments_opens(server: Server) -> None:
     raw = await Raw.open(server)
     data = upgrade(Sec_WebSocket_Protocol=V2)
+    # The listener defers accepts until a first byte arrives (server.defer_accept): the
+    # server's side of the socket exists only once byte 0 is there.
+    await raw.send(data[:1])
     await eventually(lambda: server.hub.connections, what="the server's socket")
     conn = server_side(server, raw)
-    for i in range(len(data)):
+    await eventually(lambda: conn._request is not None, what="byte 0 read")
+    for i in range(1, len(data)):
         before = conn.last_seen
         await raw.send(data[i : i + 1])
         if i < len(data) - 1:  # each byte read on its own before the next is sent
@@ -139,6 +143,28 @@ async def test_an_upgrade_in_one_byte_segments_opens(server: Server) -> None:
     )
     await works(raw)
     raw.close()
+    await all_given_back(server)
+
+
+async def test_a_silent_connection_stays_with_the_kernel_until_it_speaks(
+    server: Server,
+) -> None:
+    """The listener defers accepts (``TCP_DEFER_ACCEPT``): a client that connects and sends
+    nothing costs the server no connection, no wake-up and no handshake timer; it is
+    handed over, and answered, once its request arrives. Accepts are FIFO, so without the
+    deferral the silent socket, connected first, would be accepted before the second."""
+    silent = await Raw.open(server)
+    speaker = await Raw.open(server)
+    await speaker.send(upgrade())
+    assert (await speaker.head())[0] == 101
+    mine = silent.writer.get_extra_info("sockname")
+    peers = [c.transport.get_extra_info("peername") for c in server.hub.connections]
+    assert tuple(mine) not in [tuple(p) for p in peers]
+    await silent.send(upgrade())
+    assert (await silent.head())[0] == 101
+    await works(silent)
+    silent.close()
+    speaker.close()
     await all_given_back(server)
 
 

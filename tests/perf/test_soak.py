@@ -239,3 +239,32 @@ def test_wss_with_a_private_ca(tmp_path: Path) -> None:
     assert status == 0, (report, err)
     assert report["exactly_once"] and report["delivered_total"] == 4 * 2 * 100
     assert refused == 2 and "CERTIFICATE_VERIFY_FAILED" in err_refused  # not trusted
+
+
+@pytest.mark.parametrize("pacing_us", [0, 2000])
+def test_loop_pacing_waits_only_when_on_and_loses_nothing(pacing_us: int) -> None:
+    """Under steady traffic a paced loop waits between writing turns (the counters say how
+    often and how long) and still delivers every signal exactly once, in order; with pacing
+    off (0) it never waits. 2 ms makes the difference certain on any machine: the tool's
+    turns come far closer together than that."""
+    per_peer, rooms = 300, 10
+    with spawn_server({"SIGNALING_LOOP_PACING_US": str(pacing_us)}) as server:
+        status, report, err = loadtest(
+            server.url,
+            "--rooms", str(rooms), "--peers", "2", "--window", "16",
+            "--max-per-peer", str(per_peer), "--duration", "60", "--warmup", "0",
+            "--drain", "30", "--source-cidr", "127.4.1.0/24",
+        )  # fmt: skip
+        _, text = http_get(server.metrics_url, timeout=10.0)
+    assert status == 0, (report, err)
+    assert report["delivered_total"] == report["expected_total"] == rooms * 2 * per_peer
+    assert report["exactly_once"] and report["duplicated_or_reordered"] == 0
+    waits = metric_value(text, "signaling_loop_pacing_waits_total")
+    waited = metric_value(text, "signaling_loop_pacing_wait_seconds_total")
+    assert waits is not None and waited is not None, text
+    if pacing_us:
+        assert waits > 0 and waited > 0.0
+        # Each wait is the rest of one window (plus the kernel's timer slack), never more.
+        assert waited / waits < 2 * pacing_us / 1e6 + 0.05
+    else:
+        assert waits == 0 and waited == 0.0

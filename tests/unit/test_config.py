@@ -101,3 +101,49 @@ def test_a_window_over_half_the_send_buffer_exits_2_naming_both() -> None:
     assert proc.returncode == 2, proc.stderr
     assert "invalid configuration: SIGNALING_JOURNAL_MAX_BYTES" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"SIGNALING_JOURNAL": "postgres"}, "SIGNALING_JOURNAL='postgres': must be one of"),
+        ({"SIGNALING_JOURNAL": "redis"}, "SIGNALING_JOURNAL=redis needs SIGNALING_REDIS_URL"),
+        ({"SIGNALING_REDIS_URL": "redis://r:6379/0"}, "SIGNALING_JOURNAL is memory"),
+        ({"SIGNALING_JOURNAL": "redis", "SIGNALING_REDIS_URL": "http://r"}, "redis://"),
+        ({"SIGNALING_JOURNAL": "redis", "SIGNALING_REDIS_URL": "redis://"}, "needs a host"),
+        ({"SIGNALING_JOURNAL": "redis", "SIGNALING_REDIS_URL": "redis://r:99999"}, "bad port"),
+        ({"SIGNALING_JOURNAL": "redis", "SIGNALING_REDIS_URL": "redis://r/db"}, "database"),
+        ({"SIGNALING_JOURNAL": "redis", "SIGNALING_REDIS_URL": "unix://"}, "socket path"),
+        ({"SIGNALING_REDIS_PREFIX": "a b"}, "SIGNALING_REDIS_PREFIX"),
+    ],
+)
+def test_journal_backend_settings_are_checked_at_start_up(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(config.ConfigError) as err:
+        config.load([], env)
+    assert needle in str(err.value)
+
+
+def test_a_redis_url_never_shows_its_password() -> None:
+    url = "redis://user:hunter2@redis.internal:6379/3"
+    s = config.load([], {"SIGNALING_JOURNAL": "redis", "SIGNALING_REDIS_URL": url})
+    assert (s.journal_backend, s.redis_url, s.redis_prefix) == ("redis", url, "signaling")
+    assert "hunter2" not in repr(s)
+    bad = "http://user:hunter2@redis.internal"
+    with pytest.raises(config.ConfigError) as err:
+        config.load([], {"SIGNALING_JOURNAL": "redis", "SIGNALING_REDIS_URL": bad})
+    assert "hunter2" not in str(err.value) and "SIGNALING_REDIS_URL" in str(err.value)
+    for ok in ("rediss://h", "redis://h:1/15", "unix:///run/redis.sock", "redis://[::1]:6379"):
+        config.load([], {"SIGNALING_JOURNAL": "redis", "SIGNALING_REDIS_URL": ok})
+
+
+def test_the_redis_journal_without_a_url_exits_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "signaling"],
+        env={"SIGNALING_JOURNAL": "redis", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "SIGNALING_REDIS_URL" in proc.stderr and "Traceback" not in proc.stderr

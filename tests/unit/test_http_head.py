@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
+from http import HTTPStatus
+
 import pytest
 
 from signaling.transport import http
@@ -74,8 +77,34 @@ def test_responses() -> None:
     full = http.response(200, b"ok\n", keep_alive=True)
     assert full.startswith(b"HTTP/1.1 200 OK\r\n") and full.endswith(b"\r\n\r\nok\n")
     assert b"Connection: keep-alive" in full and b"Content-Length: 3" in full
-    head_only = http.response(405, b"no\n", head_only=True, allow="GET, HEAD")
+    head_only = http.response(405, b"no\n", head_only=True, headers=[("Allow", "GET, HEAD")])
     assert head_only.endswith(b"Allow: GET, HEAD\r\n\r\n") and b"Connection: close" in head_only
+
+
+def test_one_header_set_in_one_order() -> None:
+    """Probes, errors and refused upgrades share it (see ``http.response``); only the
+    date differs from one second to the next."""
+    got = http.response(
+        503, b"full\n", headers=[("Upgrade", "websocket")], retry_after=2, keep_alive=True
+    )
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    date = lines.pop(1)
+    assert date.startswith("Date: ") and date.endswith(" GMT")
+    assert email.utils.parsedate_to_datetime(date[6:]).tzname() == "UTC"
+    assert lines == [
+        "HTTP/1.1 503 Service Unavailable",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Length: 5",
+        "Cache-Control: no-store",
+        "Connection: keep-alive",
+        "Upgrade: websocket",
+        "Retry-After: 2",
+    ]
+    assert body == b"full\n"
+    for status in (414, 505):  # any status, with the reason phrase websockets sent
+        line = http.response(status, b"").split(b"\r\n")[0].decode()
+        assert line == f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"
 
 
 @pytest.mark.parametrize(

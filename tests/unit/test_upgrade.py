@@ -103,7 +103,7 @@ def test_bad_upgrades_are_refused_with_websockets_status(
     assert got.status == status
     if header is not None:
         assert header in got.headers
-    response = upgrade.response(got)
+    response = http.response(got.status, got.body.encode(), headers=got.headers)
     assert response.startswith(f"HTTP/1.1 {status} ".encode())
     assert b"\r\nConnection: close\r\n" in response
 
@@ -132,7 +132,8 @@ def test_header_syntax_websockets_would_not_parse() -> None:
 
 
 def test_refusal_response_with_retry_after() -> None:
-    response = upgrade.response(upgrade.Refusal(429, "Too many handshakes.\n"), retry_after=3)
+    refusal = upgrade.Refusal(429, "Too many handshakes.\n")
+    response = http.response(refusal.status, refusal.body.encode(), retry_after=3)
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
     assert b"\r\nRetry-After: 3" in head

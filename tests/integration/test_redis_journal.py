@@ -1,0 +1,135 @@
+"""The server on the Redis journal (``SIGNALING_JOURNAL=redis``), over real sockets against a
+real ``redis-server``: rooms, resume from the Redis window, and Redis failing under it.
+
+What a Redis outage must look like from outside: the client whose message could not be
+journaled gets ``unavailable`` (no frame is relayed), the room's members are closed with
+``4002`` once the room cannot be reloaded, ``/readyz`` turns 503, the log says so in a
+few lines without a traceback; once Redis is back, readiness returns without traffic and
+new rooms work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from signaling.transport.server import Server
+from tests.integration.conftest import Make, StartServer
+from tests.support.http import ahttp_get
+from tests.support.redis import RedisServer
+from tests.support.waiting import GUARD_S
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+async def redis_server(start_server: StartServer, redis: RedisServer, **kw: object) -> Server:
+    server = await start_server(journal_backend="redis", redis_url=redis.url, **kw)
+    assert server.hub.journal.backend == "redis"
+    return server
+
+
+async def ready(server: Server) -> int:
+    return (await ahttp_get(f"http://127.0.0.1:{server.port}/readyz"))[0]
+
+
+async def readiness_becomes(server: Server, status: int) -> None:
+    """Poll /readyz (no notification exists) until it answers ``status``; the deadline
+    is a failure guard only."""
+    seen: list[int] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GUARD_S
+    while loop.time() < deadline:
+        seen.append(await ready(server))
+        if seen[-1] == status:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"/readyz never answered {status}: {seen[-5:]}")
+
+
+async def test_rooms_relay_and_resume_through_redis(
+    start_server: StartServer, redis: RedisServer, clients: Make
+) -> None:
+    server = await redis_server(start_server, redis)
+    a, b = await clients(v2=True, srv=server), await clients(v2=True, srv=server)
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    await a.recv_type("peer_joined")
+    for n in range(40):  # over snapshot_every: snapshots and trims happen in Redis
+        await a.send({"type": "signal", "payload": {"n": n}})
+        assert (await b.recv_type("signal"))["payload"] == {"n": n}
+    await b.send({"type": "signal", "payload": "back"})
+    assert (await a.recv_type("signal"))["payload"] == "back"
+    # b drops and resumes: the missed signals come from the Redis stream.
+    seq, token, peer = b.seq, b.token, b.my_id
+    b.drop()
+    await a.send({"type": "signal", "payload": "while away"})
+    journal = server.hub.journal
+    c = await clients(v2=True, srv=server)
+    await c.send(
+        {"type": "resume", "roomId": room, "peerId": peer, "resumeToken": token, "lastSeq": seq}
+    )
+    assert (await c.recv_type("resumed"))["myId"] == peer
+    assert (await c.recv_type("signal"))["payload"] == "while away"
+    snapshot, after = await journal.load(room)
+    assert snapshot.seq + len(after) >= seq
+
+
+async def test_a_redis_outage_is_unavailable_then_not_ready_then_recovers(
+    start_server: StartServer,
+    redis: RedisServer,
+    clients: Make,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = await redis_server(start_server, redis)
+    server.hub.supervisor.backoff = (0.01, 0.1)
+    a, b = await clients(v2=True, srv=server), await clients(v2=True, srv=server)
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    await a.recv_type("peer_joined")
+    assert await ready(server) == 200
+
+    caplog.clear()
+    redis.kill()
+    await a.send({"type": "signal", "payload": "lost?"})
+    error = await a.recv_type("error")
+    assert error["code"] == "unavailable", error
+    # The room cannot be reloaded: both members are told and closed with 4002.
+    assert (await a.closed())[0] == 4002
+    assert (await b.closed())[0] == 4002
+    assert "lost?" not in "".join(b.received), "nothing unjournaled was relayed"
+    await readiness_becomes(server, 503)
+    records = [r for r in caplog.records if r.name.startswith("signaling")]
+    assert records, "the outage is logged"
+    assert not [r for r in records if r.exc_info], "no traceback for an unreachable Redis"
+    assert len(records) < 40, [r.getMessage() for r in records]
+
+    redis.start()  # empty: the outage lost every stream
+    await readiness_becomes(server, 200)
+    c, d = await clients(srv=server), await clients(srv=server)
+    room2 = (await c.create())["roomId"]
+    await d.join(room2)
+    await c.send({"type": "signal", "payload": "again"})
+    assert (await d.recv_type("signal"))["payload"] == "again"
+
+
+async def test_redis_down_at_start_up_is_not_ready_until_it_answers(
+    start_server: StartServer, redis: RedisServer, clients: Make
+) -> None:
+    redis.stop()
+    server = await redis_server(start_server, redis)
+    server.hub.supervisor.backoff = (0.01, 0.1)
+    assert await ready(server) == 503, "not ready before the journal ever answered"
+    c = await clients(srv=server)
+    await c.send({"type": "create"})
+    assert (await c.recv_type("error"))["code"] == "unavailable"
+    redis.start()
+    await readiness_becomes(server, 200)
+    await c.create()
