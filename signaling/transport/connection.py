@@ -111,9 +111,8 @@ class Connection(asyncio.Protocol):
         self.ws: Protocol | None = None
         self.transport: asyncio.Transport
         # Protocol state, routing and admission (sans-I/O): it decides, this carries the
-        # decisions out. The per-message buckets are read directly on the hot path.
+        # decisions out; every message is admitted once, by ``Session.message``.
         self.session = Session(hub.admission, None, self.created, hub.supervisor)
-        self._limits = self.session.limits
         self._socket_counted = False
         self._expiry: asyncio.TimerHandle | None = None
 
@@ -546,19 +545,16 @@ class Connection(asyncio.Protocol):
             self._fragments = None
             self._fragment_op = None
         else:  # ping, pong, close: the protocol object already answered
-            if (
-                op is not CLOSE
-                and self._state() is OPEN
-                and self._limits.admit(self.last_seen, len(data) + 1)
-            ):
+            if op is not CLOSE and self._state() is OPEN:
                 # A ping/pong flood costs the server too: same limits, same refusal.
                 self._refuse(self.session.message(len(data) + 1, self.last_seen))
             return
         if self._state() is not OPEN:
             return
         if op is BINARY:
-            if self._limits.admit(self.last_seen, len(data)):
-                self._refuse(self.session.message(len(data), self.last_seen))
+            refused = self.session.message(len(data), self.last_seen)
+            if refused is not None:
+                self._refuse(refused)
                 return
             self.hub.metrics.received["invalid"] += 1
             self.error("bad_message", "Binary frames are not supported; send JSON text")
@@ -566,9 +562,10 @@ class Connection(asyncio.Protocol):
         self._text(data)
 
     def _text(self, data: bytes) -> None:
-        if self._limits.admit(self.last_seen, len(data)):
+        refused = self.session.message(len(data), self.last_seen)
+        if refused is not None:
             # Over a per-connection limit: refused before it is even parsed.
-            self._refuse(self.session.message(len(data), self.last_seen))
+            self._refuse(refused)
             return
         try:
             text = data.decode()

@@ -215,7 +215,9 @@ class Session:
     # ---- messages (the hot path) -------------------------------------------------------
 
     def message(self, size: int, now: float) -> Refuse | None:
-        """Every client text/binary message, before it is parsed."""
+        """Admit one client message (text, binary, or a ping/pong counted one byte over
+        its payload) before it is parsed: the only admission decision, one bucket charge
+        or one refusal per message (the connection asks nothing else); None = go on."""
         limits = self.limits
         wait = limits.admit(now, size)
         if not wait:

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import pytest
 
+from signaling.config import Settings
+from signaling.transport import limits
 from signaling.transport.admission import Admission
 from signaling.transport.auth import Authenticator
 from signaling.transport.effects import PING, Abort, Close, Refuse
+from signaling.transport.limits import ConnectionLimits
+from signaling.transport.server import Hub
 from signaling.transport.session import Phase, Session, SessionError
+from tests.support.inproc import MemoryClient
 from tests.support.keys import SECRET, hs_token
 from tests.support.sessions import WALL, Directory, admission, opened, room
 
@@ -224,3 +229,65 @@ def test_handshake_and_close_timeouts() -> None:
     assert s.due(104.0, 0.0) is None  # closing: no pings, no policy closes
     due = s.due(105.5, 0.0)
     assert isinstance(due, Abort) and due.reason == "close timeout"
+
+
+# ---- one admission per message ---------------------------------------------------------------
+
+
+def count_admissions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every ``ConnectionLimits.admit`` call from now on, by size (the pure package only:
+    mypyc binds the call at build time)."""
+    if not str(limits.__file__).endswith(".py"):
+        pytest.skip("ConnectionLimits is compiled: admit cannot be counted")
+    calls: list[int] = []
+    real = ConnectionLimits.admit
+
+    def admit(self: ConnectionLimits, now: float, size: int) -> float:
+        calls.append(size)
+        return real(self, now, size)
+
+    monkeypatch.setattr(ConnectionLimits, "admit", admit)
+    return calls
+
+
+def test_the_session_admits_each_message_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    adm = admission(message_rate="10/min", rate_limit_strikes=2)
+    s = opened(adm)
+    calls = count_admissions(monkeypatch)
+    results = [s.message(100 + n, 0.0) for n in range(14)]
+    assert calls == [100 + n for n in range(14)]
+    assert results[:10] == [None] * 10
+    assert [(r.code, r.retry_after_ms, r.close) for r in results[10:] if r] == [
+        ("rate_limited", 6000, False),
+        ("rate_limited", 6000, False),
+        ("rate_limited", 6000, True),  # out of strikes: 1008
+        ("rate_limited", 6000, True),
+    ]
+    assert adm.metrics.rate_limited["messages"] == 4
+
+
+async def test_a_refused_message_is_admitted_once_on_its_way_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The connection hands every message to ``Session.message`` and nothing else: a
+    refused text, binary or ping frame is judged by the buckets once (real Connection and
+    Hub, in-memory transport: no socket)."""
+    hub = Hub(Settings(port=0, metrics_port=0, message_rate="10/min"))
+    hub.ready = True
+    try:
+        client = MemoryClient(hub, v2=True)
+        calls = count_admissions(monkeypatch)
+        for n in range(12):
+            client.send({"type": "signal", "payload": n})
+        client.conn.data_received(b"\x82\x82\0\0\0\0hi")  # a binary frame, unmasked "hi"
+        client.conn.data_received(b"\x89\x82\0\0\0\0hi")  # a ping
+        assert len(calls) == 14, calls
+        assert calls[-2:] == [2, 3]  # a control frame counts one byte more
+        client.conn.flush()  # what the hub does at the end of this event-loop turn
+        errors = [m for m in client.messages() if m["type"] == "error"]
+        assert [m["code"] for m in errors] == ["not_in_room"] * 10 + ["rate_limited"] * 4
+        assert all(5000 < m["retryAfterMs"] <= 6000 for m in errors[10:])
+        assert hub.metrics.rate_limited["messages"] == 4
+        assert not client.closed
+    finally:
+        await hub.supervisor.close()
