@@ -18,11 +18,14 @@ without touching the core or the actors:
   itself. It may forget events the latest snapshot covers (keeping a window for resume).
 - **Events cross process boundaries**: ``signaling.journal.codec`` defines their versioned
   encoding, and their ``at`` is wall-clock time.
+- **Shared journals are followed.** When replicas share the store (``shared``), each one
+  follows the rooms it serves and feeds what others committed through the same actor
+  and delivery path as its own events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from signaling.core.events import Event
@@ -43,10 +46,17 @@ class StaleWriter(Exception):
         self.actual = actual
 
 
+# Handed the events of one room another writer committed, in order (see ``follow``).
+Deliver = Callable[[list[Event]], None]
+
+
 class Journal(Protocol):
     backend: str
     # How often (in events) the actor hands the journal a snapshot of its state.
     snapshot_every: int
+    # Whether other processes write the same streams (replicas): then a room has a writer
+    # per process holding members, appends can be overtaken, and rooms are followed.
+    shared: bool
 
     async def create(self, room_id: str, initial: RoomState) -> bool:
         """Claim ``room_id``: start its stream from ``initial`` (seq 0) unless a stream of
@@ -74,6 +84,15 @@ class Journal(Protocol):
 
     async def check(self) -> None:
         """Raise if the store cannot be reached (readiness probes a failing journal)."""
+
+    def follow(self, room_id: str, after_seq: int, deliver: Deliver) -> None:
+        """Hand ``deliver`` every event of ``room_id`` above ``after_seq`` as it is
+        committed, by whichever process (its own appends too: the caller skips what it
+        has). A journal no other process writes has nothing to follow and ignores it."""
+
+    def unfollow(self, room_id: str) -> None:
+        """Stop following ``room_id`` and forget what was known of its stream (this
+        process no longer serves the room)."""
 
     async def close(self) -> None:
         """Release connections (at shutdown, after the rooms stopped)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from signaling.core.events import Event, events_size
 from signaling.core.room import RoomState
-from signaling.journal.base import StaleWriter, UnknownRoom
+from signaling.journal.base import Deliver, StaleWriter, UnknownRoom
 from signaling.journal.window import drop_covered
 
 
@@ -37,6 +37,7 @@ class MemoryJournal:
     process restarts."""
 
     backend = "memory"
+    shared = False  # one process: its actors are the only writers
     snapshot_every = 1  # a snapshot is a reference here: take one with every append
 
     def __init__(
@@ -122,6 +123,12 @@ class MemoryJournal:
             self.total_bytes -= stream.size
 
     async def check(self) -> None:
+        return None
+
+    def follow(self, room_id: str, after_seq: int, deliver: Deliver) -> None:
+        return None
+
+    def unfollow(self, room_id: str) -> None:
         return None
 
     async def close(self) -> None:

@@ -29,10 +29,19 @@ the old room, and a delete never removes another room's stream.
 
 There is no total byte budget as in the memory journal: Redis's ``maxmemory`` is the
 operator's, and the per-room window plus the TTL bound what each room keeps.
+
+**Following.** Replicas share rooms, so each one follows the streams of the rooms it
+serves: one reader task per process, one blocking ``XREAD`` over all of them on a
+connection of its own, handing each room's new events to its actor (``follow``). When the
+set of rooms changes, an entry on this process's own wake stream (part of every ``XREAD``)
+ends the blocked call so the next one includes the new room: no polling, no Pub/Sub.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
 from collections.abc import Awaitable, Sequence
 from typing import Any
@@ -41,11 +50,26 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from signaling.core.events import Event, event_size
 from signaling.core.room import RoomState
-from signaling.journal.base import StaleWriter, UnknownRoom
-from signaling.journal.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
+from signaling.journal.base import Deliver, StaleWriter, UnknownRoom
+from signaling.journal.codec import (
+    CodecError,
+    decode_event,
+    decode_snapshot,
+    encode_event,
+    encode_snapshot,
+)
+
+log = logging.getLogger("signaling.journal.redis")
+
+# How long one XREAD blocks (ms): a quiet process re-issues it this often, and a Redis that
+# stopped answering is noticed after this plus the socket timeout.
+BLOCK_MS = 10_000
+# Entries per stream per XREAD: a busy room hands its actor batches of at most this many.
+READ_COUNT = 512
 
 # KEYS: meta, events. ARGV: seq, encoded initial state, epoch, ttl ms.
 CREATE = """
@@ -138,6 +162,7 @@ class RedisJournal:
     """Rooms' streams in Redis: shared by every replica pointed at the same Redis."""
 
     backend = "redis"
+    shared = True
     # A snapshot costs an encoding and a few hundred bytes on the wire: not per signal.
     snapshot_every = 32
 
@@ -162,6 +187,14 @@ class RedisJournal:
         self._load = client.register_script(LOAD)
         self._read = client.register_script(READ)
         self._delete = client.register_script(DELETE)
+        # Following: room -> (last seq handed over, deliver); the reader and its wake-up.
+        self.following: dict[str, tuple[int, Deliver]] = {}
+        self.reader: Redis | None = None
+        self.wake_key = f"{prefix}:wake:{secrets.token_hex(8)}"
+        self._wake_id = b"0-0"
+        self._reader_task: asyncio.Task[None] | None = None
+        self._waking: asyncio.Task[None] | None = None
+        self._rewake = False
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisJournal:
@@ -175,7 +208,16 @@ class RedisJournal:
             socket_connect_timeout=2.0,
             retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
         )
-        return cls(client, **kwargs)
+        journal = cls(client, **kwargs)
+        # The blocking reader has a connection of its own, so appends never queue behind it.
+        journal.reader = Redis.from_url(
+            url,
+            socket_timeout=BLOCK_MS / 1000 + 5.0,
+            socket_connect_timeout=2.0,
+            retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
+            single_connection_client=True,
+        )
+        return journal
 
     def keys(self, room_id: str) -> list[str]:
         base = f"{self.prefix}:{{{room_id}}}"
@@ -248,5 +290,105 @@ class RedisJournal:
     async def check(self) -> None:
         await self.redis.ping()
 
+    # ---- following -----------------------------------------------------------------------
+
+    def follow(self, room_id: str, after_seq: int, deliver: Deliver) -> None:
+        self.following[room_id] = (after_seq, deliver)
+        if self._reader_task is None:
+            self._reader_task = asyncio.get_running_loop().create_task(
+                self._follow_loop(), name="journal-follow"
+            )
+        self._wake()
+
+    def unfollow(self, room_id: str) -> None:
+        # The next XREAD leaves it out; nothing read for it meanwhile is handed over. Its
+        # epoch is forgotten too: a later load takes whatever stream has the id then.
+        self.following.pop(room_id, None)
+        self.epochs.pop(room_id, None)
+
+    def _wake(self) -> None:
+        """End the reader's blocked XREAD (once for any number of rooms added meanwhile)."""
+        if self._waking is None:
+            self._waking = asyncio.get_running_loop().create_task(self._add_wake())
+        else:
+            self._rewake = True
+
+    async def _add_wake(self) -> None:
+        try:
+            while True:
+                self._rewake = False
+                try:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        pipe.xadd(self.wake_key, {"w": b"1"}, maxlen=1, approximate=False)
+                        pipe.pexpire(self.wake_key, max(self.ttl_ms, BLOCK_MS * 3))
+                        await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    # The reader is failing too; it re-reads the whole set once it recovers.
+                    log.debug("journal follower wake-up failed: %r", exc)
+                if not self._rewake:
+                    return
+        finally:
+            self._waking = None
+
+    async def _follow_loop(self) -> None:
+        """The follower: one blocking XREAD over every followed room and the wake stream."""
+        assert self.reader is not None
+        reader = self.reader
+        failures = 0
+        while True:
+            following = self.following
+            streams: dict[Any, Any] = {self.wake_key: self._wake_id}
+            keys: dict[bytes, str] = {}
+            for room, (seq, _) in following.items():
+                key = self.keys(room)[1]
+                streams[key] = f"0-{seq}"
+                keys[key.encode()] = room
+            try:
+                answer: Any = await reader.xread(streams, count=READ_COUNT, block=BLOCK_MS)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                failures += 1
+                if failures == 1:
+                    log.error("journal follower failing: %r", exc)
+                await asyncio.sleep(min(0.05 * 2 ** min(failures, 6), 2.0))
+                continue
+            if failures:
+                log.info("journal follower reading again")
+                failures = 0
+            for key, entries in answer or ():
+                if not entries:
+                    continue
+                followed = keys.get(key)
+                if followed is None:
+                    self._wake_id = entries[-1][0]
+                    continue
+                room_id = followed
+                current = following.get(room_id)
+                if current is None:
+                    continue  # unfollowed while the XREAD was out
+                try:
+                    events = [decode_event(fields[b"e"]) for _, fields in entries]
+                except (CodecError, KeyError) as exc:
+                    log.error("undecodable event, room not followed: %r", exc)
+                    following.pop(room_id, None)
+                    continue
+                following[room_id] = (events[-1].seq, current[1])
+                try:
+                    current[1](events)
+                except Exception:
+                    log.exception("delivering followed events failed", extra={"room": room_id})
+
     async def close(self) -> None:
+        tasks = [t for t in (self._reader_task, self._waking) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.following.clear()
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.delete(self.wake_key)
+        if self.reader is not None:
+            await self.reader.aclose()
         await self.redis.aclose()

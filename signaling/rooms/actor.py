@@ -34,10 +34,10 @@ from signaling.core import events as e
 from signaling.core import turn, wire
 from signaling.core.delivery import encode, visible_to
 from signaling.core.room import RESUME_FAILED, Rejection, RoomState, decide, evolve
-from signaling.journal import Journal
+from signaling.journal import Journal, StaleWriter
 from signaling.rooms.fanout import Local
 from signaling.rooms.mailbox import MailboxClosed
-from signaling.rooms.peer import Envelope, Peer, RoomHandle
+from signaling.rooms.peer import Envelope, Followed, Peer, RoomHandle
 from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import Tracing
 
@@ -57,6 +57,10 @@ class ActorCrashed(Exception):
 
 class JournalFailed(ActorCrashed):
     """The journal refused or failed an append or read; the room must be reloaded."""
+
+
+class Overtaken(Exception):
+    """A shared journal refused an append (``StaleWriter``): another replica wrote first."""
 
 
 class Health:
@@ -103,6 +107,9 @@ class RoomActor:
         self.batch_limit = batch_limit
         self.loop = asyncio.get_running_loop()
         self.expired = False
+        # A shared journal: other replicas write this room too (see ``_follow``).
+        self.shared = journal.shared
+        self.released = False
         self._snapshot_seq = state.seq
         self._snapshot_every = journal.snapshot_every
         # Grace timers of detached members, by (peer id, seq of the detachment).
@@ -132,13 +139,21 @@ class RoomActor:
                     return
                 depth.observe(len(batch))
                 while batch:
-                    if type(batch[0][0]) is c.Resume:
+                    head = type(batch[0][0])
+                    if head is c.Resume:
                         await self._resume(batch)
+                    elif head is Followed:
+                        await self._follow(batch)
                     else:
                         await self._segment(batch)
                     if self.expired:
                         return
                 del batch  # an emptied deque (~760 bytes) is not kept while the room idles
+                if self.shared and not self.fanout.attached and not len(mailbox):
+                    # Nobody here is in the room: other replicas serve it (or its TTL
+                    # ends it); this one stops following until a member comes back.
+                    self.released = True
+                    return
                 if len(mailbox):  # a backlog beyond one batch: yield before the next
                     await asyncio.sleep(0)
         finally:
@@ -152,9 +167,15 @@ class RoomActor:
         self._grace.clear()
 
     def _reconcile(self) -> None:
-        """Make the sockets and the journal agree again after a failure (see Fanout)."""
+        """Make the sockets and the journal agree again after a failure (see Fanout).
+        With a shared journal, members attached without a socket here may be attached
+        to another replica: only those whose entry failed here are made to leave."""
         attached = {p for p, m in self.state.members.items() if m.attached}
-        for peer_id in self.fanout.reconcile(attached):
+        orphans = self.fanout.reconcile(attached)
+        if self.shared:
+            orphans = [p for p in orphans if p in self.handle.suspects]
+        self.handle.suspects.clear()
+        for peer_id in orphans:
             # The peer was told its command failed and never got a resume token: it leaves.
             command = c.Leave(peer_id, "disconnected", self.wall())
             self.handle.mailbox.post((command, None), force=True)
@@ -183,7 +204,7 @@ class RoomActor:
         retry: Envelope | None = None
         for envelope in batch:
             command, origin = envelope
-            if type(command) is c.Resume:
+            if type(command) is c.Resume or type(command) is Followed:
                 break
             n += 1
             decision: Any = None
@@ -239,6 +260,11 @@ class RoomActor:
                 break
         try:
             await self._commit(before, state, events, local)
+        except Overtaken:
+            # Another replica wrote first: fold in what it wrote, then the run loop decides
+            # the same commands again from there (nothing of this attempt left the actor).
+            await self._catch_up()
+            return
         except JournalFailed:
             self._unavailable(batch, n)
             raise
@@ -263,6 +289,12 @@ class RoomActor:
                 done = self.journal.append(self.room_id, events, before.seq, snapshot)
                 if done is not None:
                     await done
+            except StaleWriter as exc:
+                if not self.shared:
+                    log.error("journal append failed: %r", exc, extra={"room": self.room_id})
+                    self.health.failed()
+                    raise JournalFailed(self.room_id) from exc
+                raise Overtaken(self.room_id) from exc
             except Exception as exc:
                 log.error("journal append failed: %r", exc, extra={"room": self.room_id})
                 self.health.failed()
@@ -295,6 +327,7 @@ class RoomActor:
                 keep.append(envelope)
                 continue
             if isinstance(command, ENTRY):
+                self.handle.suspects.add(command.peer_id)
                 origin.refused(self.handle)
             origin.error("unavailable", UNAVAILABLE)
         for _ in range(n):
@@ -469,6 +502,9 @@ class RoomActor:
             raise ActorCrashed(self.room_id) from None
         try:
             await self._commit(before, state, events, local)
+        except Overtaken:
+            await self._catch_up()
+            return  # the run loop takes the resume again, from the new state
         except JournalFailed:
             self._unavailable(batch, 1)
             raise
@@ -477,6 +513,58 @@ class RoomActor:
     def _resumed(self, span: Any) -> None:
         self.metrics.resumes["ok"] += 1
         _end(span)
+
+    # ---- other replicas' events (shared journals) -----------------------------------------
+
+    async def _follow(self, batch: deque[Envelope]) -> None:
+        """Fold in and deliver the events the journal's follower read for this room."""
+        events: list[e.Event] = []
+        while batch and type(batch[0][0]) is Followed:
+            followed = batch.popleft()[0]
+            assert type(followed) is Followed
+            events.extend(followed.events)
+        await self._apply(events)
+
+    async def _catch_up(self) -> None:
+        """After ``StaleWriter``: read what the other writers committed and apply it."""
+        try:
+            missed = await self.journal.read_after(self.room_id, self.state.seq)
+        except Exception as exc:
+            log.error("journal read failed: %r", exc, extra={"room": self.room_id})
+            self.health.failed()
+            raise JournalFailed(self.room_id) from exc
+        if missed is None:
+            # Trimmed past this actor's state (it fell a whole window behind): reload.
+            raise ActorCrashed(self.room_id)
+        await self._apply(missed)
+
+    async def _apply(self, events: list[e.Event]) -> None:
+        """Committed events of this room, possibly seen before: those after the state are
+        folded in and delivered in order, exactly as the writer's own are (no ``Local``:
+        their writer's replies and spans stay with it)."""
+        seq = self.state.seq
+        fresh = [event for event in events if event.seq > seq]
+        if not fresh:
+            return
+        if fresh[0].seq != seq + 1:  # a gap: the stream moved past what was handed over
+            await self._catch_up()
+            return
+        state = self.state
+        for event in fresh:
+            state = evolve(state, event)
+        self.state = state
+        try:
+            self.fanout.publish(fresh, None)
+        except Exception:  # committed already: a delivery bug must not stop the room
+            log.exception("delivery failed", extra={"room": self.room_id})
+        for event in fresh:
+            if type(event) is e.PeerDetached:
+                # Whichever replica's timer fires first removes a peer that did not
+                # come back; the others' GraceOver then finds nothing to do.
+                self._grace_timer((event.peer_id, event.seq), self.resume_grace)
+            elif type(event) is e.RoomExpired:
+                self.expired = True
+                self.stop_timers()
 
 
 INTERNAL_MESSAGE = "Internal error; the room was restarted"

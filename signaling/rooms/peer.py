@@ -7,10 +7,11 @@ The rooms package never imports the transport: a connection is a ``Peer`` (imple
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, final
 
 from signaling.core import commands as c
 from signaling.core.errors import ErrorCode
+from signaling.core.events import Event
 from signaling.rooms.mailbox import Mailbox
 
 if TYPE_CHECKING:
@@ -47,15 +48,28 @@ class Peer(Protocol):
         """It is no longer a member of ``room`` (left, expired, resumed elsewhere, lost)."""
 
 
-# A command and the connection that sent it (None for timers and implicit leaves).
-Envelope = tuple[c.Command, Peer | None]
+@final
+class Followed:
+    """Events of this room that another process committed, read from a shared journal
+    (``Journal.follow``). Not a command: nothing is decided, the actor folds them in order
+    and hands them to delivery like its own."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+
+
+# A command (or followed events) and the connection that sent it (None for timers,
+# implicit leaves and followed events).
+Envelope = tuple[c.Command | Followed, Peer | None]
 
 
 class RoomHandle:
     """How connections reach a room: its id, mailbox and local delivery. Survives actor
     restarts, so members stay attached while the authority is rebuilt from the journal."""
 
-    __slots__ = ("failed", "fanout", "mailbox", "room_id")
+    __slots__ = ("failed", "fanout", "mailbox", "room_id", "suspects")
 
     def __init__(self, room_id: str, mailbox: Mailbox[Envelope], fanout: Fanout) -> None:
         self.room_id = room_id
@@ -63,3 +77,6 @@ class RoomHandle:
         self.fanout = fanout
         # The timer or disconnect that crashed the last actor: retried once, not twice.
         self.failed: Envelope | None = None
+        # Peers whose entry failed ambiguously (told `unavailable`; the append may have
+        # committed): the next actor makes those the journal counts as members leave.
+        self.suspects: set[str] = set()

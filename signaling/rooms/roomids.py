@@ -12,9 +12,12 @@ characters). Any client, v1 included, joins it by id like any other.
 from __future__ import annotations
 
 import random
+import re
 import secrets
 
 UNGUESSABLE_BYTES = 18  # 144 bits: beyond any scan, and URL-safe without padding
+UNGUESSABLE_LENGTH = 24  # its base64url text
+_URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class RoomIds:
@@ -57,6 +60,21 @@ class RoomIds:
                     return str(n)
                 k -= 1
         return None  # pragma: no cover - free > 0 guarantees a pick
+
+    def plausible(self, room_id: str) -> bool:
+        """Whether ``room_id`` has the shape of an id this server hands out (so a lookup in
+        a shared journal is worth a round trip)."""
+        if room_id.isascii() and room_id.isdigit():
+            return self.low <= int(room_id) < self.high and room_id[0] != "0"
+        return len(room_id) == UNGUESSABLE_LENGTH and _URLSAFE.fullmatch(room_id) is not None
+
+    def reserve(self, room_id: str) -> None:
+        """Mark an id in use that another instance allocated (a room joined through a
+        shared journal); ``release`` frees it again."""
+        if room_id.isascii() and room_id.isdigit():
+            self._used.add(int(room_id))
+        else:
+            self._unguessable.add(room_id)
 
     def release(self, room_id: str) -> None:
         if room_id in self._unguessable:

@@ -19,14 +19,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 from signaling.core import commands as c
+from signaling.core.events import Event
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND, RoomPolicy, RoomState, replay
-from signaling.journal import Journal
+from signaling.journal import Journal, UnknownRoom
 from signaling.rooms.actor import UNAVAILABLE, ActorCrashed, Health, JournalFailed, RoomActor
 from signaling.rooms.fanout import Fanout
 from signaling.rooms.mailbox import Mailbox
-from signaling.rooms.peer import Envelope, RoomHandle
+from signaling.rooms.peer import Envelope, Followed, RoomHandle
 from signaling.rooms.roomids import RoomIds
 from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import Tracing
@@ -79,7 +81,14 @@ class Supervisor:
         return self.health.failures < UNHEALTHY_AFTER
 
     def get(self, room_id: str) -> RoomHandle | None:
-        return self.rooms.get(room_id)
+        """The room's local handle. With a shared journal, a room another replica holds
+        gets one here too: its actor loads the room first, and a room the journal does
+        not have answers the queued entry ``room_not_found`` (``resume_failed``)."""
+        handle = self.rooms.get(room_id)
+        if handle is not None or not self.journal.shared or not self.ids.plausible(room_id):
+            return handle
+        self.ids.reserve(room_id)  # this instance must not allocate it for a new room
+        return self._start(room_id, None)
 
     def actor(self, room_id: str) -> RoomActor | None:
         """The live actor of a room (for tests and diagnostics)."""
@@ -93,10 +102,14 @@ class Supervisor:
         room_id = self.ids.allocate(unguessable)
         if room_id is None:
             return None
+        return self._start(room_id, RoomState(room_id, self.policy, last_activity=self.wall()))
+
+    def _start(self, room_id: str, state: RoomState | None) -> RoomHandle:
+        """A room's handle and supervising task: a new room (``state``: claim it) or one
+        to load from a shared journal (``None``)."""
         fanout = Fanout(room_id, self.metrics, self.wall)
         handle = RoomHandle(room_id, Mailbox[Envelope](self.mailbox_size), fanout)
         fanout.handle = handle
-        state = RoomState(room_id, self.policy, last_activity=self.wall())
         self.rooms[room_id] = handle
         self.metrics.rooms_live += 1
         task = asyncio.get_running_loop().create_task(
@@ -109,22 +122,33 @@ class Supervisor:
         low, high = self.backoff
         return float(min(low * 2 ** max(failures - 1, 0), high))
 
-    async def _supervise(self, handle: RoomHandle, state: RoomState) -> None:
-        """The life of one room: claim, serve, restart after crashes, retire."""
+    async def _supervise(self, handle: RoomHandle, initial: RoomState | None) -> None:
+        """The life of one room: claim (or load), serve, restart after crashes, retire."""
         room_id = handle.room_id
         claimed = False
+        # Whether the stream goes when the room retires here. With a shared journal only
+        # an expired room's (or a never created one's): other replicas may serve the rest.
+        delete = not self.journal.shared
         try:
-            try:
-                claimed = await self.journal.create(room_id, state)
-            except Exception as exc:
-                log.error("journal create failed: %r", exc, extra={"room": room_id})
-                self.health.failed()
-                self._retire(handle, lost=True)
-                return
-            if not claimed:
-                log.warning("room id already claimed in the journal", extra={"room": room_id})
-                self._retire(handle, lost=True)
-                return
+            if initial is None:
+                loaded = await self._adopt(handle)
+                if loaded is None:
+                    return
+                state = loaded
+            else:
+                state = initial
+                try:
+                    claimed = await self.journal.create(room_id, state)
+                except Exception as exc:
+                    log.error("journal create failed: %r", exc, extra={"room": room_id})
+                    self.health.failed()
+                    self._retire(handle, lost=True)
+                    return
+                if not claimed:
+                    log.warning("room id already claimed in the journal", extra={"room": room_id})
+                    self._retire(handle, lost=True)
+                    return
+            self.journal.follow(room_id, state.seq, partial(_followed, handle))
             restarted = False
             failures = 0
             while True:
@@ -142,7 +166,11 @@ class Supervisor:
                 self._actors[room_id] = actor
                 try:
                     await actor.run(restarted)
-                    self._retire(handle, lost=False)  # the room expired
+                    if actor.released:
+                        self._retire(handle, lost=False, why="no member on this instance")
+                    else:
+                        delete = True
+                        self._retire(handle, lost=False)  # the room expired
                     return
                 except JournalFailed:
                     failures = failures + 1 if actor.state.seq == state.seq else 1
@@ -157,6 +185,7 @@ class Supervisor:
                     # Retire it now instead of keeping an empty room charged to its
                     # creator's address until it expires; a creation that did commit
                     # behind a lost acknowledgement is deleted with the stream.
+                    delete = True
                     self._retire(handle, lost=False, why="room creation failed")
                     return
                 log.error("restarting room actor from its journal", extra={"room": room_id})
@@ -169,6 +198,7 @@ class Supervisor:
                     return
                 state = loaded
                 restarted = True
+                self.journal.follow(room_id, state.seq, partial(_followed, handle))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -178,7 +208,35 @@ class Supervisor:
             self._actors.pop(room_id, None)
             self._tasks.pop(room_id, None)
             if not self._closing:
-                await self._forget(room_id, claimed)
+                await self._forget(room_id, delete and (claimed or initial is None))
+            self.journal.unfollow(room_id)
+
+    async def _adopt(self, handle: RoomHandle) -> RoomState | None:
+        """Load a room another replica created (a join or resume arrived here); None when
+        it is retired instead: not in the journal (or expired), or the journal failing."""
+        room_id = handle.room_id
+        for attempt in range(1, self.restart_attempts + 1):
+            try:
+                snapshot, events = await self.journal.load(room_id)
+            except UnknownRoom:
+                break
+            except Exception as exc:
+                log.error(
+                    "journal load failed (attempt %d): %r", attempt, exc, extra={"room": room_id}
+                )
+                self.health.failed()
+                if attempt < self.restart_attempts:
+                    await asyncio.sleep(self._delay(attempt))
+                continue
+            state = replay(snapshot, events)
+            if state.seq == 0 or state.expired:
+                break
+            return state
+        else:
+            self._retire(handle, lost=True)
+            return None
+        self._retire(handle, lost=False, why="room not found in the journal")
+        return None
 
     async def _load(self, room_id: str) -> RoomState | None:
         """The room's state from the journal, retried with backoff; None: give up."""
@@ -276,3 +334,8 @@ class Supervisor:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _followed(handle: RoomHandle, events: list[Event]) -> None:
+    """Events another replica committed, for the room's actor, in order with the rest."""
+    handle.mailbox.post((Followed(events), None), force=True)

@@ -109,6 +109,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 1},
         "podDisruptionBudget": {"enabled": True, "maxUnavailable": None, "minAvailable": 0},
     },
+    "redis": {
+        "journal": {"backend": "redis", "redis": {"url": "redis://:pw@redis-master:6379/0"}},
+        "replicaCount": 3,
+    },
+    "redis-existing-autoscaled": {
+        "journal": {"backend": "redis", "redis": {"prefix": "rtc-prod"}},
+        "existingSecret": "signaling-keys",
+        "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 10},
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": None, "minAvailable": 1},
+    },
 }
 
 

@@ -144,6 +144,14 @@ def test_every_object_has_the_standard_labels() -> None:
         ({"tls": {"enabled": True}}, "set tls.existingSecret"),
         ({"tracing": {"enabled": True}}, "set tracing.endpoint"),
         ({"podDisruptionBudget": {"minAvailable": 1}}, "not both"),
+        ({"journal": {"backend": "redis"}}, 'journal.backend is "redis": set journal.redis.url'),
+        (
+            {
+                "journal": {"backend": "memory", "redis": {"url": "redis://r:6379"}},
+                "replicaCount": 2,
+            },
+            'replicaCount is 2, but journal.backend is "memory"',
+        ),
     ],
 )
 def test_render_refuses_what_cannot_work(values: dict[str, Any], message: str) -> None:
@@ -156,6 +164,48 @@ def test_replicas_message_says_why() -> None:
     with pytest.raises(helm_python.HelmRenderError) as err:
         render_raw({"replicaCount": 2})
     assert "split across pods" in str(err.value)
+
+
+def test_the_redis_journal_lifts_the_single_replica_rule() -> None:
+    """With Redis, replicas and an autoscaler render, updates roll pod by pod, and the
+    URL (it may hold a password) reaches the pod only through a Secret."""
+    docs = render(VALUE_SETS["redis"])
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = container_env(docs)
+    assert env["SIGNALING_JOURNAL"] == "redis"
+    assert env["SIGNALING_REDIS_URL"] == "redis://:pw@redis-master:6379/0"
+    assert env["SIGNALING_REDIS_PREFIX"] == "signaling"
+    config = one(docs, "ConfigMap")["data"]
+    assert "SIGNALING_REDIS_URL" not in config and "pw@" not in str(config)
+    assert "Rooms live in Redis" in notes(VALUE_SETS["redis"])
+    # An existing Secret: the pod reads its redis-url key; the chart makes no Secret.
+    docs = render(VALUE_SETS["redis-existing-autoscaled"])
+    assert "Secret" not in kinds(docs)
+    (ref,) = [
+        item["valueFrom"]["secretKeyRef"]
+        for item in pod_spec(docs)["containers"][0]["env"]
+        if item["name"] == "SIGNALING_REDIS_URL"
+    ]
+    assert ref == {"name": "signaling-keys", "key": "redis-url"}
+    assert one(docs, "HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 10
+    assert one(docs, "ConfigMap")["data"]["SIGNALING_REDIS_PREFIX"] == "rtc-prod"
+    # The memory journal keeps its rules, and its pods hear no Redis setting.
+    env = container_env(render())
+    assert env["SIGNALING_JOURNAL"] == "memory"
+    assert not [k for k in env if k.startswith("SIGNALING_REDIS")]
+    assert one(render(), "Deployment")["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_the_rendered_redis_settings_are_accepted_by_the_server() -> None:
+    """What the chart renders passes the server's own start-up checks."""
+    from signaling import config
+
+    for name in ("redis", "defaults"):
+        env = container_env(render(VALUE_SETS[name]))
+        settings = config.load([], env)
+        assert settings.journal_backend == ("redis" if name == "redis" else "memory")
 
 
 def test_checksum_annotation_rolls_pods_on_configuration_change() -> None:

@@ -19,7 +19,6 @@ WRONG: list[tuple[str, dict[str, Any], str]] = [
     ("unknown nested key", {"server": {"prot": 8080}}, "'prot' not allowed"),
     ("replicaCount as text", {"replicaCount": "1"}, "/replicaCount"),
     ("negative replicas", {"replicaCount": -1}, "/replicaCount"),
-    ("unknown journal backend", {"journal": {"backend": "redis"}}, "/journal/backend"),
     ("port as text", {"server": {"port": "8080"}}, "/server/port"),
     ("port out of range", {"server": {"adminPort": 70000}}, "/server/adminPort"),
     ("log level", {"server": {"logLevel": "verbose"}}, "/server/logLevel"),
@@ -62,6 +61,9 @@ WRONG: list[tuple[str, dict[str, Any], str]] = [
     ("existing secret name", {"existingSecret": "Not_A_Name"}, "/existingSecret"),
     ("pull policy", {"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     ("pod annotations as numbers", {"podAnnotations": {"a": 1}}, "/podAnnotations/a"),
+    ("journal backend", {"journal": {"backend": "postgres"}}, "/journal/backend"),
+    ("redis url scheme", {"journal": {"redis": {"url": "http://r"}}}, "/journal/redis/url"),
+    ("redis prefix", {"journal": {"redis": {"prefix": "a b"}}}, "/journal/redis/prefix"),
 ]
 
 

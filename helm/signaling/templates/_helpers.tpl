@@ -54,7 +54,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* Whether the pod needs the Secret (JWT key, TURN secret). */}}
 {{- define "signaling.needsSecret" -}}
-{{- if or (ne .Values.auth.mode "none") .Values.turn.urls }}true{{ end }}
+{{- if or (ne .Values.auth.mode "none") .Values.turn.urls (eq .Values.journal.backend "redis") }}true{{ end }}
 {{- end }}
 
 {{/* Whether the chart makes that Secret itself. */}}
@@ -79,6 +79,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.maxReplicas) 1) }}
 {{- fail (printf "autoscaling.maxReplicas is %d, but journal.backend is \"memory\": each pod would hold its own rooms in memory, so clients of one room would be split across pods. Keep autoscaling.maxReplicas: 1 (or autoscaling.enabled: false) until a shared journal backend is available." (int .Values.autoscaling.maxReplicas)) }}
 {{- end }}
+{{- end }}
+{{- if and (eq .Values.journal.backend "redis") (not .Values.existingSecret) (not .Values.journal.redis.url) }}
+{{- fail "journal.backend is \"redis\": set journal.redis.url (redis://host:6379/0), or existingSecret naming a Secret with a redis-url key." }}
 {{- end }}
 {{- $pause := float64 .Values.preStopPauseSeconds }}
 {{- $drain := float64 .Values.server.shutdownTimeoutSeconds }}

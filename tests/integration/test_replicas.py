@@ -1,0 +1,209 @@
+"""Rooms across replicas: two ``python -m signaling`` processes sharing one real Redis
+(``SIGNALING_JOURNAL=redis``), clients on either, each check made from the clients' side.
+
+A room created on one replica is joined by id on the other; signals cross both ways
+exactly once and in order (v2 ``seq`` strictly increasing); joins, leaves and expiry
+reach members on both; a resume on the other replica replays what was missed; one free
+seat raced for from both replicas has exactly one winner; an id no replica created is
+``room_not_found`` on either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from tests.support.client import Client
+from tests.support.redis import RedisServer
+from tests.support.server import ServerProcess, spawn_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+def replica_env(redis: RedisServer, prefix: str, **extra: str) -> dict[str, str]:
+    return {
+        "SIGNALING_JOURNAL": "redis",
+        "SIGNALING_REDIS_URL": redis.url,
+        "SIGNALING_REDIS_PREFIX": prefix,
+        "SIGNALING_DEMO_PAGE": "false",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def pair(redis: RedisServer) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    env = replica_env(redis, f"pair-{uuid.uuid4().hex[:6]}", SIGNALING_MAX_PEERS_PER_ROOM="2")
+    with ExitStack() as stack:
+        a = stack.enter_context(spawn_server(env))
+        b = stack.enter_context(spawn_server(env))
+        yield a, b
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Any]:
+    opened: list[Client] = []
+
+    async def make(server: ServerProcess, v2: bool = True, name: str = "c") -> Client:
+        client = await Client.open(server, v2, name=name)
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        await client.ws.close()
+
+
+async def signals_from(client: Client, sender: str, count: int) -> list[Any]:
+    """The next ``count`` signal payloads from ``sender``, checking v2 order on the way."""
+    payloads: list[Any] = []
+    last_seq = 0
+    while len(payloads) < count:
+        msg = await client.recv_type("signal")
+        assert msg["senderId"] == sender, msg
+        if client.subprotocol is not None:
+            assert msg["seq"] > last_seq, (msg, last_seq)
+            last_seq = msg["seq"]
+        payloads.append(msg["payload"])
+    return payloads
+
+
+async def test_a_room_spans_two_replicas_exactly_once_and_in_order(
+    pair: tuple[ServerProcess, ServerProcess], clients: Any
+) -> None:
+    a_srv, b_srv = pair
+    a = await clients(a_srv, name="a")
+    b = await clients(b_srv, name="b")
+    room = (await a.create())["roomId"]
+    joined = await b.join(room)
+    assert joined["peers"] == [a.my_id], "the joiner on B sees the member on A"
+    assert (await a.recv_type("peer_joined"))["peerId"] == b.my_id, "A hears B's join"
+
+    n = 150
+
+    async def send(client: Client, tag: str) -> None:
+        for i in range(n):
+            await client.send({"type": "signal", "payload": {tag: i}})
+
+    got_b, got_a, _, _ = await asyncio.gather(
+        signals_from(b, a.my_id or "", n),
+        signals_from(a, b.my_id or "", n),
+        send(a, "a"),
+        send(b, "b"),
+    )
+    assert got_b == [{"a": i} for i in range(n)]
+    assert got_a == [{"b": i} for i in range(n)]
+    # Exactly once: after a barrier that follows everything, nothing more arrived.
+    await a.send({"type": "signal", "payload": "barrier"})
+    assert await signals_from(b, a.my_id or "", 1) == ["barrier"]
+    assert sum('"signal"' in m for m in b.received) == n + 1
+
+    await b.send({"type": "leave"})
+    assert (await b.recv_type("left"))["roomId"] == room
+    left = await a.recv_type("peer_left")
+    assert (left["peerId"], left["reason"]) == (b.my_id, "left")
+
+
+async def test_seed_clients_share_a_room_across_replicas(
+    pair: tuple[ServerProcess, ServerProcess], clients: Any
+) -> None:
+    a = await clients(pair[0], v2=False, name="v1a")
+    b = await clients(pair[1], v2=False, name="v1b")
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    await a.send({"type": "signal", "payload": {"sdp": "offer"}})
+    assert (await b.recv_type("signal")) == {
+        "type": "signal",
+        "senderId": a.my_id,
+        "payload": {"sdp": "offer"},
+    }
+    await b.send({"type": "signal", "payload": {"sdp": "answer"}})
+    assert (await a.recv_type("signal"))["payload"] == {"sdp": "answer"}
+
+
+async def test_one_free_seat_raced_for_from_both_replicas_has_one_winner(
+    pair: tuple[ServerProcess, ServerProcess], clients: Any
+) -> None:
+    a_srv, b_srv = pair
+    for round_ in range(6):
+        owner = await clients(a_srv if round_ % 2 else b_srv, name=f"owner{round_}")
+        room = (await owner.create())["roomId"]
+        x = await clients(a_srv, name=f"x{round_}")
+        y = await clients(b_srv, name=f"y{round_}")
+        join = {"type": "join", "roomId": room}
+        await asyncio.gather(x.send(join), y.send(join))
+        replies = await asyncio.gather(x.recv(), y.recv())
+        kinds = sorted(r["type"] if r["type"] != "error" else r["code"] for r in replies)
+        assert kinds == ["room_full", "room_joined"], replies
+        winner = x if replies[0]["type"] == "room_joined" else y
+        assert (await owner.recv_type("peer_joined"))["peerId"] == replies[0 if winner is x else 1][
+            "myId"
+        ]
+        await owner.send({"type": "signal", "payload": round_})
+        assert (await winner.recv_type("signal"))["payload"] == round_
+
+
+async def test_an_id_no_replica_created_is_not_found_on_either(
+    pair: tuple[ServerProcess, ServerProcess], clients: Any
+) -> None:
+    for srv in pair:
+        c = await clients(srv)
+        await c.send({"type": "join", "roomId": "9999"})
+        reply = await c.recv()
+        if reply.get("code") != "room_not_found":  # 9999 happened to be live: another id
+            await c.send({"type": "join", "roomId": "1000"})
+            reply = await c.recv()
+        assert reply["type"] == "error" and reply["code"] == "room_not_found", reply
+
+
+async def test_a_resume_on_the_other_replica_replays_what_was_missed(
+    pair: tuple[ServerProcess, ServerProcess], clients: Any
+) -> None:
+    a_srv, b_srv = pair
+    a = await clients(a_srv, name="a")
+    b = await clients(b_srv, name="b")
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    await a.recv_type("peer_joined")
+    await a.send({"type": "signal", "payload": "before"})
+    assert (await b.recv_type("signal"))["payload"] == "before"
+    seq, token, peer = b.seq, b.token, b.my_id
+    await b.ws.close()  # v2: detached, resumable
+    await a.send({"type": "signal", "payload": "missed 1"})
+    await a.send({"type": "signal", "payload": "missed 2"})
+    b2 = await clients(a_srv, name="b2")  # comes back through the other replica
+    await b2.send(
+        {"type": "resume", "roomId": room, "peerId": peer, "resumeToken": token, "lastSeq": seq}
+    )
+    assert (await b2.recv_type("resumed"))["myId"] == peer
+    assert await signals_from(b2, a.my_id or "", 2) == ["missed 1", "missed 2"]
+    await b2.send({"type": "signal", "payload": "back"})
+    assert (await a.recv_type("signal"))["payload"] == "back"
+
+
+async def test_expiry_reaches_members_on_both_replicas(redis: RedisServer, clients: Any) -> None:
+    env = replica_env(redis, f"exp-{uuid.uuid4().hex[:6]}", ROOM_TIMEOUT_MS="1500")
+    with spawn_server(env) as a_srv, spawn_server(env) as b_srv:
+        a = await clients(a_srv, name="a")
+        b = await clients(b_srv, name="b")
+        room = (await a.create())["roomId"]
+        await b.join(room)
+        await a.recv_type("peer_joined")
+        for client in (a, b):
+            assert (await client.recv_type("room_expired"))["roomId"] == room
+            assert (await client.closed())[0] == 4000
+        c = await clients(b_srv, name="c")
+        await c.send({"type": "join", "roomId": room})
+        assert (await c.recv())["code"] == "room_not_found"
