@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from signaling import config
+from signaling.portfile import PortFileError
 from signaling.telemetry import logs
 from signaling.transport.admission import preflight
 from signaling.transport.server import ListenError, run
@@ -33,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             runner.run(run(settings))
         except ListenError as exc:  # a port in use is the user's to fix, not a traceback
             print(f"signaling: cannot listen: {exc}", file=sys.stderr)
+            return 2
+        except PortFileError as exc:
+            print(f"signaling: cannot write the port file: {exc}", file=sys.stderr)
             return 2
     return 0
 

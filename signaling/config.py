@@ -511,6 +511,13 @@ class Settings:
         _text,
         "PEM private key of the certificate",
     )
+    port_file: str = knob(
+        "SIGNALING_PORT_FILE",
+        "--port-file",
+        "",
+        _text,
+        'once listening, write {"port": P, "metrics_port": M} (JSON) there (for PORT=0)',
+    )
     log_format: str = knob(
         "SIGNALING_LOG_FORMAT",
         "--log-format",

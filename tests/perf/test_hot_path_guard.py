@@ -2,8 +2,9 @@
 
 A relayed signal must cost no task or future of its own, no JSON decode of its payload
 and no re-encode (the forwarded text is a slice of the sender's, and one frame is encoded
-for all recipients), and no more than ``CALL_BUDGET`` Python-level calls. Each rule is
-shown to trip on a regression injected into the running server.
+for all recipients), no ``asyncio.get_running_loop`` (a ``getpid()`` system call in
+CPython; the mailbox keeps its loop), and no more than ``CALL_BUDGET`` Python-level calls.
+Each rule is shown to trip on a regression injected into the running server.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ def _decode(msg: wire.Inbound) -> None:
     json.loads(msg.payload)
 
 
+def _loop_lookup(msg: wire.Inbound) -> None:
+    asyncio.get_running_loop()
+
+
 def _reencode(msg: wire.Inbound) -> None:
     json.dumps(msg.fields, separators=(",", ":"))
 
@@ -87,8 +92,16 @@ def _six_more_calls(msg: wire.Inbound, depth: int = 6) -> None:
         (_decode, "calls into json"),
         (_reencode, "calls into json"),
         (_six_more_calls, "server calls per signal"),
+        (_loop_lookup, "get_running_loop calls per signal"),
     ],
-    ids=["task-per-message", "future-per-message", "payload-decode", "re-encode", "more-calls"],
+    ids=[
+        "task-per-message",
+        "future-per-message",
+        "payload-decode",
+        "re-encode",
+        "more-calls",
+        "loop-lookup",
+    ],
 )
 async def test_the_guard_trips_on_an_injected_regression(
     monkeypatch: pytest.MonkeyPatch, regression: Callable[[wire.Inbound], None], expected: str

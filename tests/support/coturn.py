@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.server import free_port
+from tests.support.ports import ATTEMPTS, free_port, held_by_others
+from tests.support.waiting import wait_until
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 UCLIENT = shutil.which("turnutils_uclient") or "/usr/bin/turnutils_uclient"
@@ -30,6 +31,7 @@ class Coturn:
     port: int
     secret: str
     log_path: Path
+    pid: int
 
     @property
     def url(self) -> str:
@@ -66,8 +68,13 @@ class Coturn:
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], log_path: Path, port: int) -> None:
-    """Ready when it answers a STUN binding request (or fail when it dies)."""
-    while proc.poll() is None:
+    """Ready when it answers a STUN binding request (or fail when it dies, or when nothing
+    answers within the failure guard: its port may be held by a process that is no STUN
+    server)."""
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"turnserver exited {proc.returncode}:\n{log_path.read_text()}")
         try:
             probe = subprocess.run(
                 [STUNCLIENT, "-p", str(port), "127.0.0.1"],
@@ -76,15 +83,28 @@ def _wait_listening(proc: subprocess.Popen[bytes], log_path: Path, port: int) ->
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            continue
-        if probe.returncode == 0 and b"reflexive" in probe.stdout:
-            return
-    raise RuntimeError(f"turnserver exited {proc.returncode}:\n{log_path.read_text()}")
+            return False
+        return probe.returncode == 0 and b"reflexive" in probe.stdout
+
+    wait_until(answers, what="a STUN answer from turnserver", timeout=60)
 
 
 @contextlib.contextmanager
 def coturn(secret: str) -> Iterator[Coturn]:
-    port = free_port()
+    """coturn on a loopback port nobody else holds. It cannot take port 0 (it would bind
+    unrelated ports for UDP and TCP) and binds with SO_REUSEPORT, so a port another
+    process took in the meantime is no error but a shared port: checked once it answers,
+    and then it starts again on another port."""
+    for attempt in range(ATTEMPTS):
+        with _coturn(secret, free_port()) as server:
+            if attempt < ATTEMPTS - 1 and held_by_others(server.port, server.pid):
+                continue
+            yield server
+            return
+
+
+@contextlib.contextmanager
+def _coturn(secret: str, port: int) -> Iterator[Coturn]:
     relay_base = 40000 + (port % 200) * 100
     with tempfile.TemporaryDirectory(prefix="coturn-") as tmp:
         log_path = Path(tmp) / "turn.log"
@@ -112,7 +132,7 @@ def coturn(secret: str) -> Iterator[Coturn]:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
         try:
             _wait_listening(proc, log_path, port)
-            yield Coturn(port, secret, log_path)
+            yield Coturn(port, secret, log_path, proc.pid)
         finally:
             proc.terminate()
             try:

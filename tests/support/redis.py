@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import free_port
+from tests.support.ports import ATTEMPTS, PortTaken, free_port, listening_ports
 from tests.support.waiting import wait_until
 
 
@@ -49,6 +49,7 @@ class RedisServer:
     def __init__(self, port: int | None = None) -> None:
         self.binary = redis_binary()
         self.port = port or free_port()
+        self._movable = port is None  # a port chosen here, until it first served
         self.dir = Path(tempfile.mkdtemp(prefix="signaling-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -61,8 +62,22 @@ class RedisServer:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def start(self) -> None:
-        """Start (again) and wait until it answers PING."""
+        """Start (again) and wait until it answers PING; the first time, on another port
+        if the one chosen was taken in between."""
+        for attempt in range(ATTEMPTS):
+            try:
+                self._start()
+            except PortTaken:
+                if not self._movable or attempt == ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+                continue
+            self._movable = False
+            return
+
+    def _start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
+        logged = len(self.log())
         self.proc = subprocess.Popen(
             [
                 self.binary,
@@ -89,8 +104,12 @@ class RedisServer:
 
         def up() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {proc.returncode}:\n{self.log()}")
-            return _answers_ping(self.port)
+                log = self.log()
+                if "Address already in use" in log[logged:]:  # this start's lines
+                    raise PortTaken(log)
+                raise RuntimeError(f"redis-server exited with {proc.returncode}:\n{log}")
+            # Its own listener, not another suite's Redis on a port taken in between.
+            return self.port in listening_ports(proc.pid) and _answers_ping(self.port)
 
         wait_until(up, what="redis-server PING", ignore=(OSError,), diag=self.log)
 

@@ -7,9 +7,10 @@ Integration, compat and observability tests share this so every one of them exer
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -19,17 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.http import http_get
+from tests.support.ports import ATTEMPTS, PortTaken, free_port
 from tests.support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (loopback)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -42,6 +36,7 @@ class ServerProcess:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     tls: ssl.SSLContext | None = None  # the client side of a server serving TLS
+    port_file: Path | None = None  # SIGNALING_PORT_FILE, removed when the server exits
 
     @property
     def ws_url(self) -> str:
@@ -96,6 +91,82 @@ def wait_ready(server: ServerProcess, timeout: float = 15.0) -> None:
     wait_until(ready, what="/readyz 200", timeout=timeout, ignore=(OSError,), diag=server.log)
 
 
+def _read_ports(path: Path) -> dict[str, int] | None:
+    """What the server wrote to SIGNALING_PORT_FILE (renamed into place: whole or absent)."""
+    try:
+        ports: dict[str, int] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return ports
+
+
+def _start(
+    env: Mapping[str, str] | None,
+    port: int | None,
+    metrics: bool,
+    args: tuple[str, ...],
+    tls: ssl.SSLContext | None,
+    workdir: Path,
+) -> ServerProcess:
+    """One start; ``PortTaken`` if the admin port chosen here was taken meanwhile."""
+    env_ = env or {}
+    port_file = workdir / "ports.json"
+    port_file.unlink(missing_ok=True)
+    log_path = workdir / "server.log"
+    full_env = {
+        **os.environ,
+        "PORT": str(port if port is not None else 0),
+        "HOST": os.environ.get("SIGNALING_TEST_HOST", "127.0.0.1"),
+        "SIGNALING_METRICS_PORT_NUMBER": str(free_port() if metrics else 0),
+        "PYTHONUNBUFFERED": "1",
+        **env_,
+        "SIGNALING_PORT_FILE": str(port_file),
+    }
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "signaling", *args],
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def listening() -> dict[str, int] | None:
+        ports = _read_ports(port_file)
+        if ports is None and proc.poll() is not None:
+            text = log_path.read_text(errors="replace")
+            taken = "cannot listen: SIGNALING_METRICS_PORT_NUMBER" in text
+            if proc.returncode == 2 and taken and "SIGNALING_METRICS_PORT_NUMBER" not in env_:
+                raise PortTaken(text)
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{text}")
+        return ports
+
+    try:
+        ports = wait_until(
+            listening,
+            what="SIGNALING_PORT_FILE",
+            timeout=15.0,
+            diag=lambda: log_path.read_text(errors="replace"),
+        )
+    except BaseException:
+        _stop(proc)
+        raise
+    assert ports is not None
+    return ServerProcess(
+        proc, ports["port"], ports["metrics_port"], log_path, full_env, tls, port_file
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextlib.contextmanager
 def spawn_server(
     env: Mapping[str, str] | None = None,
@@ -105,38 +176,28 @@ def spawn_server(
     args: tuple[str, ...] = (),
     tls: ssl.SSLContext | None = None,
 ) -> Iterator[ServerProcess]:
-    """Start the server on free loopback ports and stop it (SIGTERM) afterwards."""
-    port = port if port is not None else free_port()
-    metrics_port = free_port() if metrics else 0
-    full_env = {
-        **os.environ,
-        "PORT": str(port),
-        "HOST": os.environ.get("SIGNALING_TEST_HOST", "127.0.0.1"),
-        "SIGNALING_METRICS_PORT_NUMBER": str(metrics_port),
-        "PYTHONUNBUFFERED": "1",
-        **(env or {}),
-    }
-    with tempfile.NamedTemporaryFile(prefix="signaling-", suffix=".log", delete=False) as f:
-        log_path = Path(f.name)
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "signaling", *args],
-            cwd=REPO_ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = ServerProcess(proc, port, metrics_port, log_path, full_env, tls)
+    """Start the server on loopback and stop it (SIGTERM) afterwards.
+
+    No port is guessed: the server binds ``PORT=0`` (unless ``port`` is given) and writes
+    the ports it got to ``SIGNALING_PORT_FILE``; ``ServerProcess`` takes them from there.
+    A port found free and handed over later can be taken in between by whatever else runs
+    (parallel suites), and a test would then talk to another process. The admin port
+    cannot be 0 (that turns it off), so it is such a port: when it was taken, the server
+    exits 2 before it writes the file, and it is started again on another one.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="signaling-"))
     try:
-        wait_ready(server)
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        for attempt in range(ATTEMPTS):
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        with contextlib.suppress(OSError):
-            log_path.unlink()
+                server = _start(env, port, metrics, args, tls, workdir)
+                break
+            except PortTaken:
+                if attempt == ATTEMPTS - 1:
+                    raise
+        try:
+            wait_ready(server)
+            yield server
+        finally:
+            _stop(server.proc)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

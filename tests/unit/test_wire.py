@@ -89,7 +89,7 @@ def test_v1_replies_are_byte_for_byte_the_seed_shapes() -> None:
     }
 
 
-@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 255, 256, 300, 4097, 65535, 65536, 70000])
 def test_text_frame_matches_the_websockets_encoder(size: int) -> None:
     text = "x" * size
     expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
@@ -205,3 +205,67 @@ def test_a_raw_control_character_or_an_open_string_is_bad_json(text: str) -> Non
     with pytest.raises(wire.WireError) as caught:
         wire.parse(text)
     assert caught.value.code == "bad_json"
+
+
+_signal_tails = st.one_of(
+    st.text(max_size=12),
+    st.tuples(
+        st.sampled_from(["", " ", "\n "]),
+        _json_values.map(json.dumps) | st.sampled_from(["NaN", "-", '"\\q"', "[1,", '"\\ud800"']),
+        st.sampled_from(
+            ["}", " }", "", "}x", "} ", ",}", ',"to":"b"}', ',"payload":1}', ',"type":5}', ","]
+        ),
+    ).map("".join),
+)
+
+
+@given(tail=_signal_tails)
+def test_a_message_that_begins_like_a_signal_reads_as_any_other(tail: str) -> None:
+    """``parse`` takes ``SIGNAL_HEAD`` whole and reads on from the payload's value. The
+    same text behind a leading space takes the general walk from its first character:
+    both must give the same message, or refuse it with the same code."""
+    text = wire.SIGNAL_HEAD + tail
+    assert (" " + text)[:1] != wire.SIGNAL_HEAD[:1]
+    try:
+        general = wire.parse(" " + text)
+    except wire.WireError as exc:
+        with pytest.raises(wire.WireError) as caught:
+            wire.parse(text)
+        assert caught.value.code == exc.code
+        return
+    msg = wire.parse(text)
+    assert (msg.type, msg.fields, msg.payload) == (general.type, general.fields, general.payload)
+    assert msg.fields == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "payload", "to"),
+    [
+        ('{"type":"signal","payload":{"a":1}}', '{"a":1}', None),
+        ('{"type":"signal","payload": "x" }', '"x"', None),
+        ('{"type":"signal","payload":{"a":1},"to":"b"}', '{"a":1}', "b"),
+        ('{"type":"signal","payload":1,"payload":[2]}', "[2]", None),
+    ],
+)
+def test_signal_shapes_read_from_the_payload_on(text: str, payload: str, to: str | None) -> None:
+    msg = wire.parse(text)
+    assert (msg.type, msg.payload, msg.fields.get("to")) == ("signal", payload, to)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type":"signal","payload":',
+        '{"type":"signal","payload":}',
+        '{"type":"signal","payload":{"a":1}',
+        '{"type":"signal","payload":{"a":1}}}',
+        '{"type":"signal","payload":NaN}',
+        '{"type":"signal","payload":1,"type":5}',
+    ],
+)
+def test_broken_signals_are_refused_as_before(text: str) -> None:
+    with pytest.raises(wire.WireError) as fast:
+        wire.parse(text)
+    with pytest.raises(wire.WireError) as general:
+        wire.parse(" " + text)
+    assert fast.value.code == general.value.code

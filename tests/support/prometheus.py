@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.server import free_port
+from tests.support.ports import listening_ports
 from tests.support.waiting import wait_until
 
 JOB = "signaling"
@@ -89,8 +89,8 @@ class Prometheus:
 def run_prometheus(
     binary: str, workdir: Path, targets: list[str], *, scrape_interval: str = "1s"
 ) -> Iterator[Prometheus]:
-    """Start Prometheus scraping `targets` (host:port, path /metrics) as job "signaling"."""
-    port = free_port()
+    """Start Prometheus scraping `targets` (host:port, path /metrics) as job "signaling",
+    on a port the kernel picks (``127.0.0.1:0``; read back from its listening socket)."""
     config = workdir / "prometheus.yml"
     config.write_text(
         "global:\n"
@@ -112,7 +112,7 @@ def run_prometheus(
                 binary,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={data_dir}",
-                f"--web.listen-address=127.0.0.1:{port}",
+                "--web.listen-address=127.0.0.1:0",
                 "--storage.tsdb.retention.time=1h",
                 "--log.level=warn",
             ],
@@ -120,11 +120,17 @@ def run_prometheus(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    prom = Prometheus(proc, f"http://127.0.0.1:{port}", log_path)
+    prom = Prometheus(proc, "", log_path)
 
     def ready() -> bool:
         if proc.poll() is not None:
             raise PrometheusError(f"prometheus exited with {proc.returncode}:\n{prom.log()}")
+        if not prom.base_url:
+            ports = listening_ports(proc.pid)  # its web listener, once bound
+            if not ports:
+                return False
+            (port,) = ports
+            prom.base_url = f"http://127.0.0.1:{port}"
         with urllib.request.urlopen(prom.base_url + "/-/ready", timeout=1) as resp:
             return bool(resp.status == 200)
 
