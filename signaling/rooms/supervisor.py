@@ -131,8 +131,10 @@ class Supervisor:
         """The life of one room: claim (or load), serve, restart after crashes, retire."""
         room_id = handle.room_id
         claimed = False
-        # Whether the stream goes when the room retires here. With a shared journal only
-        # an expired room's (or a never created one's): other replicas may serve the rest.
+        # Whether the stream goes when the room retires here. With a shared journal only a
+        # never created room's: other replicas may serve the room, and an expired room's
+        # stream stays until its TTL so that every replica (one that slept through the
+        # expiry too) reads `RoomExpired` there instead of finding nothing.
         delete = not self.journal.shared
         try:
             if initial is None:
@@ -183,7 +185,6 @@ class Supervisor:
                     if actor.released:
                         self._retire(handle, lost=False, why="no member on this instance")
                     else:
-                        delete = True
                         self._retire(handle, lost=False)  # the room expired
                     return
                 except JournalFailed:

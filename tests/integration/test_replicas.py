@@ -211,6 +211,28 @@ async def test_expiry_reaches_members_on_both_replicas(redis: RedisServer, clien
         await c.close()
 
 
+async def test_a_replica_that_slept_through_the_expiry_still_sees_it(
+    redis: RedisServer, clients: Any
+) -> None:
+    """B is frozen while A expires the room; woken, B's own expiry timer is overdue and
+    races to append its own Expire. B's member must still get ``room_expired`` and
+    4000, not ``unavailable`` and 4002 (the expired stream must still be there to say so)."""
+    env = replica_env(redis, f"exp2-{uuid.uuid4().hex[:6]}", ROOM_TIMEOUT_MS="1000")
+    with spawn_server(env) as a_srv, spawn_server(env) as b_srv:
+        a = await clients(a_srv, name="a")
+        b = await clients(b_srv, name="b")
+        room = (await a.create())["roomId"]
+        await b.join(room)
+        await a.recv_type("peer_joined")
+        b_srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            assert (await a.recv_type("room_expired"))["roomId"] == room
+        finally:
+            b_srv.proc.send_signal(signal.SIGCONT)
+        assert (await b.recv_type("room_expired"))["roomId"] == room
+        assert (await b.closed())[0] == 4000
+
+
 async def test_a_replica_leaving_ends_no_room_its_clients_resume_on_another(
     redis: RedisServer, clients: Any
 ) -> None:
