@@ -73,6 +73,10 @@ for req in data.get("build-system", {}).get("requires", ["setuptools"]):
 # The Containerfile's builder compiles the hot path with mypyc (see setup.py).
 print("setuptools>=77")
 print("mypy>=1.11")
+# redis-py needs async-timeout below Python 3.11.3 (Debian bookworm has 3.11.2), and pip
+# download evaluates that marker against the host's Python, not the target's: fetch it
+# always (pure Python, a few KiB); pip in the image installs it only where it applies.
+print("async-timeout>=4.0.3")
 PY
 )
 log "requirements: ${reqs[*]}"

@@ -40,7 +40,6 @@ ends the blocked call so the next one includes the new room: no polling, no Pub/
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Sequence
@@ -195,6 +194,7 @@ class RedisJournal:
         self._reader_task: asyncio.Task[None] | None = None
         self._waking: asyncio.Task[None] | None = None
         self._rewake = False
+        self._closing = False
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisJournal:
@@ -317,25 +317,29 @@ class RedisJournal:
         try:
             while True:
                 self._rewake = False
-                try:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        pipe.xadd(self.wake_key, {"w": b"1"}, maxlen=1, approximate=False)
-                        pipe.pexpire(self.wake_key, max(self.ttl_ms, BLOCK_MS * 3))
-                        await pipe.execute()
-                except (RedisError, OSError) as exc:
-                    # The reader is failing too; it re-reads the whole set once it recovers.
-                    log.debug("journal follower wake-up failed: %r", exc)
+                await self._poke()
                 if not self._rewake:
                     return
         finally:
             self._waking = None
+
+    async def _poke(self) -> None:
+        """An entry on the wake stream: the reader's blocked XREAD returns."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self.wake_key, {"w": b"1"}, maxlen=1, approximate=False)
+                pipe.pexpire(self.wake_key, max(self.ttl_ms, BLOCK_MS * 3))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            # The reader is failing too; it re-reads the whole set once it recovers.
+            log.debug("journal follower wake-up failed: %r", exc)
 
     async def _follow_loop(self) -> None:
         """The follower: one blocking XREAD over every followed room and the wake stream."""
         assert self.reader is not None
         reader = self.reader
         failures = 0
-        while True:
+        while not self._closing:
             following = self.following
             streams: dict[Any, Any] = {self.wake_key: self._wake_id}
             keys: dict[bytes, str] = {}
@@ -380,15 +384,38 @@ class RedisJournal:
                     log.exception("delivering followed events failed", extra={"room": room_id})
 
     async def close(self) -> None:
-        tasks = [t for t in (self._reader_task, self._waking) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Stop the follower, then the connections. The reader is asked to stop (a wake
+        entry ends its XREAD) rather than cancelled: a command cancelled inside redis-py
+        can leave its connection half-closed and the task stuck. Every wait is bounded:
+        shutdown must not hang on a Redis that stopped answering."""
+        self._closing = True
         self.following.clear()
-        with contextlib.suppress(RedisError, OSError):
-            await self.redis.delete(self.wake_key)
-        if self.reader is not None:
-            await self.reader.aclose()
-        await self.redis.aclose()
+        reader_task = self._reader_task
+        if reader_task is not None and not reader_task.done():
+            await _within(self._poke(), 2.0)
+            await _stop(reader_task, 2.0)
+        if self._waking is not None:
+            await _stop(self._waking, 0.0)
+        await _within(self.redis.delete(self.wake_key), 2.0)
+        if self.reader is not None and (reader_task is None or reader_task.done()):
+            await _within(self.reader.aclose(), 2.0)
+        await _within(self.redis.aclose(), 2.0)
+
+
+async def _within(work: Awaitable[Any], seconds: float) -> None:
+    """Run ``work`` for at most ``seconds``; its failure or lateness is only logged."""
+    task = asyncio.ensure_future(work)
+    await _stop(task, seconds)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.debug("journal close step failed: %r", task.exception())
+
+
+async def _stop(task: asyncio.Task[Any], grace: float) -> None:
+    """Wait up to ``grace`` for ``task`` to end by itself, then cancel it (once more bounded)."""
+    if grace > 0:
+        await asyncio.wait({task}, timeout=grace)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved: no "exception never retrieved" at exit

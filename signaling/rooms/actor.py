@@ -234,6 +234,14 @@ class RoomActor:
                                 local = Local()
                             local.spans[new.seq] = span
                 else:
+                    if (
+                        self.shared
+                        and type(command) is c.Detach
+                        and command.peer_id not in self.fanout.attached
+                    ):
+                        # Its socket here was replaced: the peer resumed through another
+                        # replica since. Detaching now would detach the new socket.
+                        continue
                     if local is None:
                         local = Local()
                     self._stage(state, new, decision, command, origin, local, len(events))

@@ -37,6 +37,8 @@ log = logging.getLogger("signaling.rooms.supervisor")
 
 # Journal failures in a row after which the instance reports not ready.
 UNHEALTHY_AFTER = 3
+# Ids a new room tries when other replicas hold the ones it drew (shared journals).
+CLAIM_ATTEMPTS = 8
 
 
 class Supervisor:
@@ -55,11 +57,14 @@ class Supervisor:
         wall: Callable[[], float] = time.time,
         room_batch: int = 256,
         on_retired: Callable[[str], None] | None = None,
+        on_renamed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.journal = journal
         self.room_batch = room_batch
         # Told when a room stops being live (the admission layer frees its creator's slot).
         self.on_retired = on_retired
+        # Told when a new room's id was taken elsewhere and it got another (old, new).
+        self.on_renamed = on_renamed
         self.metrics = metrics
         self.tracing = tracing
         self.policy = policy
@@ -126,8 +131,10 @@ class Supervisor:
         """The life of one room: claim (or load), serve, restart after crashes, retire."""
         room_id = handle.room_id
         claimed = False
-        # Whether the stream goes when the room retires here. With a shared journal only
-        # an expired room's (or a never created one's): other replicas may serve the rest.
+        # Whether the stream goes when the room retires here. With a shared journal only a
+        # never created room's: other replicas may serve the room, and an expired room's
+        # stream stays until its TTL so that every replica (one that slept through the
+        # expiry too) reads `RoomExpired` there instead of finding nothing.
         delete = not self.journal.shared
         try:
             if initial is None:
@@ -137,13 +144,22 @@ class Supervisor:
                 state = loaded
             else:
                 state = initial
-                try:
-                    claimed = await self.journal.create(room_id, state)
-                except Exception as exc:
-                    log.error("journal create failed: %r", exc, extra={"room": room_id})
-                    self.health.failed()
-                    self._retire(handle, lost=True)
-                    return
+                for _ in range(CLAIM_ATTEMPTS):
+                    try:
+                        claimed = await self.journal.create(room_id, state)
+                    except Exception as exc:
+                        log.error("journal create failed: %r", exc, extra={"room": room_id})
+                        self.health.failed()
+                        self._retire(handle, lost=True)
+                        return
+                    if claimed or not self.journal.shared:
+                        break
+                    # Another replica holds this id: draw another (nobody has seen it yet).
+                    renamed = self._rename(handle)
+                    if renamed is None:
+                        break
+                    room_id = renamed
+                    state = RoomState(room_id, state.policy, last_activity=state.last_activity)
                 if not claimed:
                     log.warning("room id already claimed in the journal", extra={"room": room_id})
                     self._retire(handle, lost=True)
@@ -169,7 +185,6 @@ class Supervisor:
                     if actor.released:
                         self._retire(handle, lost=False, why="no member on this instance")
                     else:
-                        delete = True
                         self._retire(handle, lost=False)  # the room expired
                     return
                 except JournalFailed:
@@ -209,7 +224,26 @@ class Supervisor:
             self._tasks.pop(room_id, None)
             if not self._closing:
                 await self._forget(room_id, delete and (claimed or initial is None))
-            self.journal.unfollow(room_id)
+            if room_id not in self.rooms:  # else a newer handle of the id follows it now
+                self.journal.unfollow(room_id)
+
+    def _rename(self, handle: RoomHandle) -> str | None:
+        """Give a room whose claim failed a fresh id of the same kind, before anything of
+        it was committed or sent (its creator is told the id in ``room_created``)."""
+        old = handle.room_id
+        new = self.ids.allocate(unguessable=not (old.isascii() and old.isdigit()))
+        if new is None:
+            return None
+        self.ids.release(old)
+        del self.rooms[old]
+        self.rooms[new] = handle
+        task = self._tasks.pop(old, None)
+        if task is not None:
+            self._tasks[new] = task
+        handle.room_id = handle.fanout.room_id = new
+        if self.on_renamed is not None:
+            self.on_renamed(old, new)
+        return new
 
     async def _adopt(self, handle: RoomHandle) -> RoomState | None:
         """Load a room another replica created (a join or resume arrived here); None when

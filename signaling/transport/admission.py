@@ -185,6 +185,13 @@ class Admission:
     def room_created(self, room_id: str, address: str, now: float) -> None:
         self.room_owners[room_id] = address
 
+    def room_renamed(self, old: str, new: str) -> None:
+        """A new room took another id before anyone saw it (its first one was held by
+        another replica): its creator's slot follows it."""
+        address = self.room_owners.pop(old, None)
+        if address is not None:
+            self.room_owners[new] = address
+
     def room_retired(self, room_id: str, now: float) -> None:
         address = self.room_owners.pop(room_id, None)
         if address is not None:

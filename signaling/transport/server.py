@@ -85,6 +85,7 @@ class Hub:
             resume_grace=settings.resume_grace,
             room_batch=settings.room_batch,
             on_retired=self._room_retired,
+            on_renamed=self.admission.room_renamed,
         )
         self.connections: set[Connection] = set()
         # The browser side: static files on the public port, ICE servers for v2 clients.

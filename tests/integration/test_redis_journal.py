@@ -11,10 +11,12 @@ new rooms work.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterator
 
 import pytest
 
+from signaling.rooms.roomids import RoomIds
 from signaling.transport.server import Server
 from tests.integration.conftest import Make, StartServer
 from tests.support.http import ahttp_get
@@ -133,3 +135,40 @@ async def test_redis_down_at_start_up_is_not_ready_until_it_answers(
     redis.start()
     await readiness_becomes(server, 200)
     await c.create()
+
+
+async def test_a_new_rooms_id_held_by_another_replica_is_drawn_again(
+    start_server: StartServer, redis: RedisServer, clients: Make
+) -> None:
+    """Both replicas draw the same ids (same seed): the second one's claim finds the id
+    taken in Redis, so its room takes another before anyone hears of it, and its
+    creator's room slot follows the new id."""
+    one = await redis_server(start_server, redis)
+    two = await redis_server(start_server, redis)
+    for server in (one, two):
+        server.hub.supervisor.ids = RoomIds(4, random.Random(7))
+    a, b = await clients(srv=one), await clients(srv=two)
+    room_a = (await a.create())["roomId"]
+    room_b = (await b.create())["roomId"]
+    assert room_a != room_b
+    assert RoomIds(4, random.Random(7)).allocate() == room_a, "the ids really collided"
+    assert list(two.hub.admission.room_owners) == [room_b]
+    assert two.hub.supervisor.get(room_b) is not None
+    c = await clients(srv=one)
+    await c.join(room_b)  # the renamed room is the one Redis has
+    await c.send({"type": "signal", "payload": "x"})
+    assert (await b.recv_type("signal"))["payload"] == "x"
+
+
+async def test_a_scanner_is_charged_for_ids_no_replica_has(
+    start_server: StartServer, redis: RedisServer, clients: Make
+) -> None:
+    """A join of an id this replica does not hold is looked up in Redis; not found there,
+    it costs the client's failed-join budget like on one process."""
+    server = await redis_server(start_server, redis, failed_join_rate="3/10min")
+    scanner = await clients(srv=server)
+    replies = []
+    for room_id in ("1234", "2345", "3456", "4567"):
+        await scanner.send({"type": "join", "roomId": room_id})
+        replies.append((await scanner.recv())["code"])
+    assert replies == ["room_not_found"] * 3 + ["rate_limited"]

@@ -11,6 +11,7 @@ seat raced for from both replicas has exactly one winner; an id no replica creat
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -207,3 +208,136 @@ async def test_expiry_reaches_members_on_both_replicas(redis: RedisServer, clien
         c = await clients(b_srv, name="c")
         await c.send({"type": "join", "roomId": room})
         assert (await c.recv())["code"] == "room_not_found"
+        await c.close()
+
+
+async def test_a_replica_that_slept_through_the_expiry_still_sees_it(
+    redis: RedisServer, clients: Any
+) -> None:
+    """B is frozen while A expires the room; woken, B's own expiry timer is overdue and
+    races to append its own Expire. B's member must still get ``room_expired`` and
+    4000, not ``unavailable`` and 4002 (the expired stream must still be there to say so)."""
+    env = replica_env(redis, f"exp2-{uuid.uuid4().hex[:6]}", ROOM_TIMEOUT_MS="1000")
+    with spawn_server(env) as a_srv, spawn_server(env) as b_srv:
+        a = await clients(a_srv, name="a")
+        b = await clients(b_srv, name="b")
+        room = (await a.create())["roomId"]
+        await b.join(room)
+        await a.recv_type("peer_joined")
+        b_srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            assert (await a.recv_type("room_expired"))["roomId"] == room
+        finally:
+            b_srv.proc.send_signal(signal.SIGCONT)
+        assert (await b.recv_type("room_expired"))["roomId"] == room
+        assert (await b.closed())[0] == 4000
+
+
+async def test_a_replica_leaving_ends_no_room_its_clients_resume_on_another(
+    redis: RedisServer, clients: Any
+) -> None:
+    """A rolling update: the replica holding both members of a room drains (SIGTERM,
+    1001); the room stays in Redis, both v2 members resume through the other replica,
+    get what was said meanwhile, and talk again."""
+    env = replica_env(redis, f"roll-{uuid.uuid4().hex[:6]}")
+    with spawn_server(env) as b_srv:
+        with spawn_server(env) as a_srv:
+            a = await clients(a_srv, name="a")
+            b = await clients(a_srv, name="b")
+            room = (await a.create())["roomId"]
+            await b.join(room)
+            await a.recv_type("peer_joined")
+            a_srv.proc.send_signal(signal.SIGTERM)  # the clients answer the close meanwhile
+            for client in (a, b):
+                assert (await client.closed())[0] == 1001
+            assert await asyncio.to_thread(a_srv.proc.wait, 15) == 0
+        a2 = await clients(b_srv, name="a2")
+        await a2.send(
+            {
+                "type": "resume",
+                "roomId": room,
+                "peerId": a.my_id,
+                "resumeToken": a.token,
+                "lastSeq": a.seq,
+            }
+        )
+        assert (await a2.recv_type("resumed"))["myId"] == a.my_id
+        await a2.send({"type": "signal", "payload": "while b was away"})
+        b2 = await clients(b_srv, name="b2")
+        await b2.send(
+            {
+                "type": "resume",
+                "roomId": room,
+                "peerId": b.my_id,
+                "resumeToken": b.token,
+                "lastSeq": b.seq,
+            }
+        )
+        assert (await b2.recv_type("resumed"))["myId"] == b.my_id
+        assert await signals_from(b2, a.my_id or "", 1) == ["while b was away"]
+        await b2.send({"type": "signal", "payload": "hello again"})
+        assert await signals_from(a2, b.my_id or "", 1) == ["hello again"]
+        for client in (a2, b2):  # before the replica stops: a blocked loop answers no close
+            await client.close()
+
+
+async def test_the_last_member_leaving_a_replica_ends_nothing_for_the_others(
+    pair: tuple[ServerProcess, ServerProcess], clients: Any
+) -> None:
+    """The creator's replica stops serving the room when its last member leaves; the room
+    lives on for the member on the other replica, and a newcomer can join it again
+    through the first."""
+    a_srv, b_srv = pair
+    a = await clients(a_srv, name="a")
+    b = await clients(b_srv, name="b")
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    await a.recv_type("peer_joined")
+    await a.send({"type": "leave"})
+    await a.recv_type("left")
+    assert (await b.recv_type("peer_left"))["peerId"] == a.my_id
+    c = await clients(a_srv, name="c")
+    joined = await c.join(room)
+    assert joined["peers"] == [b.my_id]
+    assert (await b.recv_type("peer_joined"))["peerId"] == c.my_id
+    await b.send({"type": "signal", "payload": "still here"})
+    assert await signals_from(c, b.my_id or "", 1) == ["still here"]
+
+
+async def test_a_stale_disconnect_never_detaches_a_peer_resumed_elsewhere(
+    pair: tuple[ServerProcess, ServerProcess], clients: Any
+) -> None:
+    """b's socket on B dies while B is frozen; b resumes through A at once. When B runs
+    again it learns both that the old socket is gone and that b resumed on A, in either
+    order: the old socket's disconnect must not detach b's new socket."""
+    a_srv, b_srv = pair
+    a = await clients(a_srv, name="a")
+    b = await clients(b_srv, name="b")
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    await a.recv_type("peer_joined")
+    b_srv.proc.send_signal(signal.SIGSTOP)
+    try:
+        b.drop()
+        b2 = await clients(a_srv, name="b2")
+        await b2.send(
+            {
+                "type": "resume",
+                "roomId": room,
+                "peerId": b.my_id,
+                "resumeToken": b.token,
+                "lastSeq": b.seq,
+            }
+        )
+        assert (await b2.recv_type("resumed"))["myId"] == b.my_id
+    finally:
+        b_srv.proc.send_signal(signal.SIGCONT)
+    # A barrier through B's room actor, behind the dead socket's disconnect: a join
+    # (the room of two is full: b kept its seat). A's next append then follows whatever
+    # B committed for that disconnect (or is overtaken by it and catches up first).
+    c = await clients(b_srv, name="c")
+    await c.send({"type": "join", "roomId": room})
+    assert (await c.recv())["code"] == "room_full"
+    await a.send({"type": "signal", "payload": "still attached?"})
+    assert await signals_from(b2, a.my_id or "", 1) == ["still attached?"]
+    assert not [m for m in b2.received if '"peer_left"' in m or '"left"' in m]
