@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.observability.alerts import (
+from tests.observability.dashboard import allowed_metric, selectors
+from tests.support.alerts import (
     ALERTS_PATH,
     ALERTS_README,
     ALERTS_TEST_PATH,
@@ -21,7 +22,6 @@ from tests.observability.alerts import (
     load_rules,
     promtool_binary,
 )
-from tests.observability.dashboard import allowed_metric, selectors
 from tests.support.prometheus import prometheus_required
 
 SEVERITIES = {"critical", "warning"}

@@ -24,7 +24,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from tests.observability.alerts import ALERTS_PATH, alert_rules
 from tests.observability.dashboard import (
     JOB_MATCHER,
     PanelQuery,
@@ -34,6 +33,7 @@ from tests.observability.dashboard import (
     to_promql,
     variable_query,
 )
+from tests.support.alerts import ALERTS_PATH, alert_rules
 from tests.support.client import Client
 from tests.support.http import http_get
 from tests.support.prometheus import (
