@@ -148,6 +148,10 @@ class RoomActor:
                     else:
                         await self._segment(batch)
                     if self.expired:
+                        # What the expiry left unhandled goes back for the supervisor to
+                        # answer (room_not_found, resume_failed) when it retires the room.
+                        if batch:
+                            mailbox.push_front(batch)
                         return
                 del batch  # an emptied deque (~760 bytes) is not kept while the room idles
                 if self.shared and not self.fanout.attached and not len(mailbox):
