@@ -281,7 +281,7 @@ class Connection(asyncio.Protocol):
             return len(data)
         buf += data[:need] if need < len(data) else data
         self._partial = None
-        self._take_text_frames(buf, 0)
+        self._take_text_frames(bytes(buf), 0)
         return need
 
     def _request_in(self, data: bytes) -> None:
@@ -472,7 +472,7 @@ class Connection(asyncio.Protocol):
         )
         transport.close()
 
-    def _take_text_frames(self, data: bytes | bytearray, pos: int) -> int:
+    def _take_text_frames(self, data: bytes, pos: int) -> int:
         """Handle complete, final, masked text frames from ``data[pos:]``, which starts at
         a frame boundary; return the position of the first frame not taken.
 
@@ -481,6 +481,8 @@ class Connection(asyncio.Protocol):
         that is anything else (control, fragment, reserved bits, over the size limit,
         incomplete header) so that websockets handles it, including errors and close codes.
         A frame whose payload is incomplete is kept in ``_partial`` until it is whole.
+        ``data`` is ``bytes``, never a ``bytearray``: compiled, indexing and slicing it
+        are then native (a union of the two went through generic item access).
         """
         limit = self.hub.settings.max_message_bytes
         n = len(data)

@@ -23,10 +23,12 @@ from tests.perf.hotpath import compiled, measure
 # per peer). Measured 15.9 when this guard was written, 18.0 once the abuse limits
 # (admission, UTF-8 check) joined the path, 17.1 later; 21.1 since the guard also counts
 # the four constructors @dataclass generates (Inbound, Signal, SignalRelayed, RoomState:
-# always called, invisible before; the same code measures 21.1 either way). The ceiling
-# leaves room for how messages happen to batch, not for a new layer per message. Lower it
-# when the hot path gets cheaper; raising it needs a reason in the commit message.
-CALL_BUDGET = 22.5
+# always called, invisible before; the same code measures 21.1 either way); 21.2 in
+# session 4 (admission through Session.message: one more; signal_recipients' comprehension
+# written as a loop: one less). The ceiling leaves room for how messages happen to batch,
+# not for a new layer per message. Lower it when the hot path gets cheaper; raising it
+# needs a reason in the commit message.
+CALL_BUDGET = 22.0
 
 pytestmark = pytest.mark.skipif(
     compiled(), reason="counts Python-level calls: runs against the pure-Python package"
