@@ -278,6 +278,7 @@ class RoomActor:
         except Overtaken:
             # Another replica wrote first: fold in what it wrote, then the run loop decides
             # the same commands again from there (nothing of this attempt left the actor).
+            self.metrics.journal_overtaken += 1
             await self._catch_up()
             return
         except JournalFailed:
@@ -522,6 +523,7 @@ class RoomActor:
         try:
             await self._commit(before, state, events, local)
         except Overtaken:
+            self.metrics.journal_overtaken += 1
             await self._catch_up()
             return  # the run loop takes the resume again, from the new state
         except JournalFailed:
@@ -572,6 +574,7 @@ class RoomActor:
         for event in fresh:
             state = evolve(state, event)
         self.state = state
+        self.metrics.journal_followed += len(fresh)
         try:
             self.fanout.publish(fresh, None)
         except Exception:  # committed already: a delivery bug must not stop the room

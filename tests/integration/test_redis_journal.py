@@ -196,5 +196,7 @@ async def test_an_entry_overtaken_by_the_rooms_expiry_is_answered(
     joiner = await clients(srv=two)
     await joiner.send({"type": "join", "roomId": room})
     assert (await joiner.recv())["code"] == "room_not_found"
+    assert two.hub.metrics.journal_overtaken >= 1
+    assert one.hub.metrics.journal_overtaken == 0
     assert (await b.recv_type("room_expired"))["roomId"] == room
     assert (await b.closed())[0] == 4000

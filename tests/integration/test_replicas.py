@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.client import Client
+from tests.support.http import http_get, metric_value
 from tests.support.redis import RedisServer
 from tests.support.server import ServerProcess, spawn_server
 
@@ -106,6 +107,9 @@ async def test_a_room_spans_two_replicas_exactly_once_and_in_order(
     )
     assert got_b == [{"a": i} for i in range(n)]
     assert got_a == [{"b": i} for i in range(n)]
+    for srv in pair:  # each replica delivered the other's events: it counts them
+        text = http_get(srv.metrics_url)[1]
+        assert (metric_value(text, "signaling_journal_followed_events_total") or 0) >= n
     # Exactly once: after a barrier that follows everything, nothing more arrived.
     await a.send({"type": "signal", "payload": "barrier"})
     assert await signals_from(b, a.my_id or "", 1) == ["barrier"]
@@ -343,9 +347,7 @@ async def test_a_stale_disconnect_never_detaches_a_peer_resumed_elsewhere(
     assert not [m for m in b2.received if '"peer_left"' in m or '"left"' in m]
 
 
-async def test_three_replicas_one_room_agree_on_one_order(
-    redis: RedisServer, clients: Any
-) -> None:
+async def test_three_replicas_one_room_agree_on_one_order(redis: RedisServer, clients: Any) -> None:
     """Six members on three replicas all send at once. Every member receives every other
     member's signals exactly once, each sender's in its sending order, and all members
     see the same history: a given seq is the same signal for everyone."""
