@@ -384,10 +384,9 @@ async def test_three_replicas_one_room_agree_on_one_order(redis: RedisServer, cl
             return seen
 
         history: dict[int, set[tuple[int, int]]] = {}
-        results = await asyncio.gather(
-            *(receive(m) for m in members), *(send(i, m) for i, m in enumerate(members))
-        )
-        for i, seen in enumerate(results[: len(members)]):
+        receiving = asyncio.gather(*(receive(m) for m in members))
+        await asyncio.gather(receiving, *(send(i, m) for i, m in enumerate(members)))
+        for i, seen in enumerate(receiving.result()):
             assert sorted(seen) == [j for j in range(len(members)) if j != i]
             for sender, ns in seen.items():
                 assert ns == list(range(per_sender)), (i, sender, ns[:10])
