@@ -136,6 +136,10 @@ class Metrics:
         self.journal_append = Histogram(LATENCY_BUCKETS)
         self.journal_backend = "memory"
         self.actor_restarts = 0
+        # Shared journals (replicas): appends another replica overtook, and the events
+        # other replicas committed that this one folded in and delivered.
+        self.journal_overtaken = 0
+        self.journal_followed = 0
         self.rate_limited = dict.fromkeys(RATE_LIMIT_KINDS, 0)
         self.rejected = dict.fromkeys(REJECT_REASONS, 0)
         self.pacing: PacingStats | None = None
@@ -282,4 +286,14 @@ class _Collector(Collector):
             p + "actor_restarts",
             "Room actors restarted from the journal after a crash.",
             value=m.actor_restarts,
+        )
+        yield CounterMetricFamily(
+            p + "journal_overtaken",
+            "Appends refused because another replica wrote the room first (caught up, retried).",
+            value=m.journal_overtaken,
+        )
+        yield CounterMetricFamily(
+            p + "journal_followed_events",
+            "Room events other replicas committed, delivered to this one's members.",
+            value=m.journal_followed,
         )

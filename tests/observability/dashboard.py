@@ -36,6 +36,8 @@ SERVER_COUNTERS_AND_GAUGES = frozenset(
         "signaling_ready",
         "signaling_journal_failures_total",
         "signaling_connections_limit",
+        "signaling_journal_overtaken_total",
+        "signaling_journal_followed_events_total",
     }
 )
 SERVER_HISTOGRAMS = frozenset(
