@@ -69,6 +69,7 @@ log = logging.getLogger("signaling.journal.redis")
 BLOCK_MS = 10_000
 # Entries per stream per XREAD: a busy room hands its actor batches of at most this many.
 READ_COUNT = 512
+MIN_VERSION = (6, 2)
 
 # KEYS: meta, events. ARGV: seq, encoded initial state, epoch, ttl ms.
 CREATE = """
@@ -195,6 +196,7 @@ class RedisJournal:
         self._waking: asyncio.Task[None] | None = None
         self._rewake = False
         self._closing = False
+        self._version_checked = False
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisJournal:
@@ -288,7 +290,17 @@ class RedisJournal:
         self.epochs.pop(room_id, None)
 
     async def check(self) -> None:
-        await self.redis.ping()
+        """Reachable, and (once) new enough: the scripts use ``XTRIM MINID`` and exclusive
+        ``XRANGE`` bounds, Redis 6.2's. An older one fails readiness with a clear reason
+        instead of every room failing its first append."""
+        if self._version_checked:
+            await self.redis.ping()
+            return
+        info = await self.redis.info("server")
+        version = str(info.get("redis_version", "0"))
+        if _version(version) < MIN_VERSION:
+            raise RuntimeError(f"Redis {version} is too old: the journal needs 6.2 or later")
+        self._version_checked = True
 
     # ---- following -----------------------------------------------------------------------
 
@@ -400,6 +412,14 @@ class RedisJournal:
         if self.reader is not None and (reader_task is None or reader_task.done()):
             await _within(self.reader.aclose(), 2.0)
         await _within(self.redis.aclose(), 2.0)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for part in text.split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
 
 
 async def _within(work: Awaitable[Any], seconds: float) -> None:

@@ -148,6 +148,10 @@ class RoomActor:
                     else:
                         await self._segment(batch)
                     if self.expired:
+                        # What the expiry left unhandled goes back for the supervisor to
+                        # answer (room_not_found, resume_failed) when it retires the room.
+                        if batch:
+                            mailbox.push_front(batch)
                         return
                 del batch  # an emptied deque (~760 bytes) is not kept while the room idles
                 if self.shared and not self.fanout.attached and not len(mailbox):
@@ -274,6 +278,7 @@ class RoomActor:
         except Overtaken:
             # Another replica wrote first: fold in what it wrote, then the run loop decides
             # the same commands again from there (nothing of this attempt left the actor).
+            self.metrics.journal_overtaken += 1
             await self._catch_up()
             return
         except JournalFailed:
@@ -518,6 +523,7 @@ class RoomActor:
         try:
             await self._commit(before, state, events, local)
         except Overtaken:
+            self.metrics.journal_overtaken += 1
             await self._catch_up()
             return  # the run loop takes the resume again, from the new state
         except JournalFailed:
@@ -568,6 +574,7 @@ class RoomActor:
         for event in fresh:
             state = evolve(state, event)
         self.state = state
+        self.metrics.journal_followed += len(fresh)
         try:
             self.fanout.publish(fresh, None)
         except Exception:  # committed already: a delivery bug must not stop the room

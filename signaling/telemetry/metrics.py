@@ -9,7 +9,7 @@ turns them into metric families only when Prometheus scrapes. Labels are closed 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -136,9 +136,18 @@ class Metrics:
         self.journal_append = Histogram(LATENCY_BUCKETS)
         self.journal_backend = "memory"
         self.actor_restarts = 0
+        # Shared journals (replicas): appends another replica overtook, and the events
+        # other replicas committed that this one folded in and delivered.
+        self.journal_overtaken = 0
+        self.journal_followed = 0
         self.rate_limited = dict.fromkeys(RATE_LIMIT_KINDS, 0)
         self.rejected = dict.fromkeys(REJECT_REASONS, 0)
         self.pacing: PacingStats | None = None
+        # For alerting (prometheus/alerts.yaml): what /readyz answers, journal failures
+        # (each one; readiness drops after a few in a row) and the server-wide socket cap.
+        self.readiness: Callable[[], bool] | None = None
+        self.journal_failures = 0
+        self.connections_limit = 0
 
     def registry(self) -> CollectorRegistry:
         """A registry with these metrics plus the process, platform and GC collectors."""
@@ -257,8 +266,34 @@ class _Collector(Collector):
             "Time the event loop waited for traffic to gather (spare capacity under load).",
             value=pacing.napped if pacing is not None else 0.0,
         )
+        yield GaugeMetricFamily(
+            p + "ready",
+            "1 while /readyz answers 200 (serving, journal not failing), else 0.",
+            value=1 if m.readiness is not None and m.readiness() else 0,
+        )
+        yield CounterMetricFamily(
+            p + "journal_failures",
+            "Journal operations that failed (append, load, delete, health probe at start).",
+            value=m.journal_failures,
+        )
+        yield GaugeMetricFamily(
+            p + "connections_limit",
+            "Sockets the server accepts before refusing with 503 (SIGNALING_MAX_CONNECTIONS"
+            " or the file limit less a reserve).",
+            value=m.connections_limit,
+        )
         yield CounterMetricFamily(
             p + "actor_restarts",
             "Room actors restarted from the journal after a crash.",
             value=m.actor_restarts,
+        )
+        yield CounterMetricFamily(
+            p + "journal_overtaken",
+            "Appends refused because another replica wrote the room first (caught up, retried).",
+            value=m.journal_overtaken,
+        )
+        yield CounterMetricFamily(
+            p + "journal_followed_events",
+            "Room events other replicas committed, delivered to this one's members.",
+            value=m.journal_followed,
         )

@@ -379,3 +379,20 @@ async def test_keys_carry_a_ttl_refreshed_by_appends_and_abandoned_rooms_vanish(
         await asyncio.sleep(0.025)
     assert await gone()
     assert await short.create("61", RoomState("61")), "the id is free again"
+
+
+async def test_a_redis_too_old_for_the_scripts_fails_the_check(
+    redis_journals: Callable[..., RedisJournal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = redis_journals()
+    real = journal.redis.info
+
+    async def old_info(section: str) -> dict[str, Any]:
+        return {**await real(section), "redis_version": "6.0.16"}
+
+    monkeypatch.setattr(journal.redis, "info", old_info)
+    with pytest.raises(RuntimeError, match=r"6\.0\.16 is too old"):
+        await journal.check()
+    monkeypatch.setattr(journal.redis, "info", real)
+    await journal.check()  # the real one (Debian's 7.0) is fine
+    await journal.check()

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from signaling.core import commands as c
 from signaling.rooms.roomids import RoomIds
 from signaling.transport.server import Server
 from tests.integration.conftest import Make, StartServer
@@ -172,3 +174,29 @@ async def test_a_scanner_is_charged_for_ids_no_replica_has(
         await scanner.send({"type": "join", "roomId": room_id})
         replies.append((await scanner.recv())["code"])
     assert replies == ["room_not_found"] * 3 + ["rate_limited"]
+
+
+async def test_an_entry_overtaken_by_the_rooms_expiry_is_answered(
+    start_server: StartServer, redis: RedisServer, clients: Make
+) -> None:
+    """Replica two has not heard yet that one expired the room when a join reaches it:
+    two's append is overtaken, catching up finds ``RoomExpired``, and the join is
+    answered ``room_not_found`` (not left unanswered in the retired room)."""
+    one = await redis_server(start_server, redis)
+    two = await redis_server(start_server, redis)
+    a, b = await clients(v2=True, srv=one), await clients(v2=True, srv=two)
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    await a.recv_type("peer_joined")
+    two.hub.journal.unfollow(room)  # two stops hearing about the room by itself
+    handle = one.hub.supervisor.get(room)
+    assert handle is not None
+    handle.mailbox.post((c.Expire(time.time() + 3600), None), force=True)
+    assert (await a.recv_type("room_expired"))["roomId"] == room
+    joiner = await clients(srv=two)
+    await joiner.send({"type": "join", "roomId": room})
+    assert (await joiner.recv())["code"] == "room_not_found"
+    assert two.hub.metrics.journal_overtaken >= 1
+    assert one.hub.metrics.journal_overtaken == 0
+    assert (await b.recv_type("room_expired"))["roomId"] == room
+    assert (await b.closed())[0] == 4000

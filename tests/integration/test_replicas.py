@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.client import Client
+from tests.support.http import http_get, metric_value
 from tests.support.redis import RedisServer
 from tests.support.server import ServerProcess, spawn_server
 
@@ -106,6 +107,9 @@ async def test_a_room_spans_two_replicas_exactly_once_and_in_order(
     )
     assert got_b == [{"a": i} for i in range(n)]
     assert got_a == [{"b": i} for i in range(n)]
+    for srv in pair:  # each replica delivered the other's events: it counts them
+        text = http_get(srv.metrics_url)[1]
+        assert (metric_value(text, "signaling_journal_followed_events_total") or 0) >= n
     # Exactly once: after a barrier that follows everything, nothing more arrived.
     await a.send({"type": "signal", "payload": "barrier"})
     assert await signals_from(b, a.my_id or "", 1) == ["barrier"]
@@ -341,3 +345,52 @@ async def test_a_stale_disconnect_never_detaches_a_peer_resumed_elsewhere(
     await a.send({"type": "signal", "payload": "still attached?"})
     assert await signals_from(b2, a.my_id or "", 1) == ["still attached?"]
     assert not [m for m in b2.received if '"peer_left"' in m or '"left"' in m]
+
+
+async def test_three_replicas_one_room_agree_on_one_order(redis: RedisServer, clients: Any) -> None:
+    """Six members on three replicas all send at once. Every member receives every other
+    member's signals exactly once, each sender's in its sending order, and all members
+    see the same history: a given seq is the same signal for everyone."""
+    env = replica_env(
+        redis,
+        f"three-{uuid.uuid4().hex[:6]}",
+        SIGNALING_MESSAGE_RATE="0",
+        SIGNALING_BYTE_RATE="0",
+    )
+    per_sender = 200
+    with spawn_server(env) as s1, spawn_server(env) as s2, spawn_server(env) as s3:
+        servers = [s1, s2, s3]
+        members = [await clients(servers[i % 3], name=f"m{i}") for i in range(6)]
+        room = (await members[0].create())["roomId"]
+        for member in members[1:]:
+            await member.join(room)
+        # Everyone has seen the last join: the room is complete for all before any signal.
+        for member in members[:-1]:
+            while (await member.recv_type("peer_joined"))["peerId"] != members[-1].my_id:
+                pass
+
+        async def send(i: int, member: Client) -> None:
+            for n in range(per_sender):
+                await member.send({"type": "signal", "payload": [i, n]})
+
+        async def receive(member: Client) -> dict[int, list[int]]:
+            want = per_sender * (len(members) - 1)
+            seen: dict[int, list[int]] = {}
+            while sum(len(v) for v in seen.values()) < want:
+                msg = await member.recv_type("signal")
+                sender, n = msg["payload"]
+                seen.setdefault(sender, []).append(n)
+                history.setdefault(msg["seq"], set()).add((sender, n))
+            return seen
+
+        history: dict[int, set[tuple[int, int]]] = {}
+        receiving = asyncio.gather(*(receive(m) for m in members))
+        await asyncio.gather(receiving, *(send(i, m) for i, m in enumerate(members)))
+        for i, seen in enumerate(receiving.result()):
+            assert sorted(seen) == [j for j in range(len(members)) if j != i]
+            for sender, ns in seen.items():
+                assert ns == list(range(per_sender)), (i, sender, ns[:10])
+        assert all(len(signals) == 1 for signals in history.values()), "one seq, one signal"
+        assert len(history) == per_sender * len(members)
+        for member in members:
+            await member.close()
