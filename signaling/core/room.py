@@ -9,7 +9,7 @@ actor restarts exactly where it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from signaling.core import commands as c
@@ -45,8 +45,10 @@ class RoomState:
     room_id: str
     policy: RoomPolicy = DEFAULT_POLICY
     seq: int = 0
-    # Never mutated in place: evolve builds a new dict when membership changes.
-    members: Mapping[str, Member] = field(default_factory=dict)
+    # Never mutated in place: evolve builds a new dict when membership changes. A ``dict``
+    # rather than a ``Mapping``: compiled, ``decide``'s lookups are then native, not
+    # method calls (``.get`` on a Mapping: ~300 instructions per relayed signal).
+    members: dict[str, Member] = field(default_factory=dict)
     last_activity: float = 0.0
     expired: bool = False
 
@@ -58,7 +60,7 @@ class RoomState:
         room_id: str,
         policy: RoomPolicy = DEFAULT_POLICY,
         seq: int = 0,
-        members: Mapping[str, Member] | None = None,
+        members: dict[str, Member] | None = None,
         last_activity: float = 0.0,
         expired: bool = False,
     ) -> None:

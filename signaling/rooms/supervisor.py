@@ -338,6 +338,7 @@ class Supervisor:
 
     def _journal_failed(self) -> None:
         """Keep probing a failing journal so readiness recovers without traffic."""
+        self.metrics.journal_failures += 1
         if self._probe is None and not self._closing and not self.journal_healthy:
             self._probe = asyncio.get_running_loop().create_task(self._probe_journal())
 

@@ -9,7 +9,7 @@ turns them into metric families only when Prometheus scrapes. Labels are closed 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -143,6 +143,11 @@ class Metrics:
         self.rate_limited = dict.fromkeys(RATE_LIMIT_KINDS, 0)
         self.rejected = dict.fromkeys(REJECT_REASONS, 0)
         self.pacing: PacingStats | None = None
+        # For alerting (prometheus/alerts.yaml): what /readyz answers, journal failures
+        # (each one; readiness drops after a few in a row) and the server-wide socket cap.
+        self.readiness: Callable[[], bool] | None = None
+        self.journal_failures = 0
+        self.connections_limit = 0
 
     def registry(self) -> CollectorRegistry:
         """A registry with these metrics plus the process, platform and GC collectors."""
@@ -260,6 +265,22 @@ class _Collector(Collector):
             p + "loop_pacing_wait_seconds",
             "Time the event loop waited for traffic to gather (spare capacity under load).",
             value=pacing.napped if pacing is not None else 0.0,
+        )
+        yield GaugeMetricFamily(
+            p + "ready",
+            "1 while /readyz answers 200 (serving, journal not failing), else 0.",
+            value=1 if m.readiness is not None and m.readiness() else 0,
+        )
+        yield CounterMetricFamily(
+            p + "journal_failures",
+            "Journal operations that failed (append, load, delete, health probe at start).",
+            value=m.journal_failures,
+        )
+        yield GaugeMetricFamily(
+            p + "connections_limit",
+            "Sockets the server accepts before refusing with 503 (SIGNALING_MAX_CONNECTIONS"
+            " or the file limit less a reserve).",
+            value=m.connections_limit,
         )
         yield CounterMetricFamily(
             p + "actor_restarts",

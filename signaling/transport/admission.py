@@ -124,6 +124,7 @@ class Admission:
         self.authenticator = authenticator
         limit = file_limit if file_limit is not None else raise_file_limit()
         self.max_connections = connection_cap(s.max_connections, limit)
+        metrics.connections_limit = self.max_connections
         self.sockets = 0  # sockets the server holds now (health probes included)
         self.websockets = 0  # of which fully opened WebSockets
         # Rooms are charged to the address that created them until they expire.

@@ -104,6 +104,7 @@ class Hub:
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         self.pacer = self.metrics.pacing = Pacer(settings.loop_pacing_us / 1e6)
+        self.metrics.readiness = lambda: self.accepting
 
     def _room_retired(self, room_id: str) -> None:
         self.admission.room_retired(room_id, self.loop.time())

@@ -47,6 +47,14 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         }
     },
     "dashboard": {"dashboard": {"enabled": True, "annotations": {"grafana_folder": "RTC"}}},
+    "alerts": {
+        "alerts": {
+            "enabled": True,
+            "labels": {"release": "kube-prometheus-stack"},
+            "ruleLabels": {"team": "rtc", "severity": "page"},
+            "disabled": ["SignalingLoopSaturated"],
+        }
+    },
     "networkpolicy": {
         "networkPolicy": {
             "enabled": True,

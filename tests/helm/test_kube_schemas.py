@@ -22,7 +22,7 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 jsonschema = pytest.importorskip("jsonschema")
 
 CRD_SCHEMA = Path(__file__).with_name("servicemonitor-crd-schema.yaml")
-CUSTOM_KINDS = {"ServiceMonitor"}
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 
 def kube_versions() -> list[str]:

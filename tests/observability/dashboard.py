@@ -31,6 +31,13 @@ SERVER_COUNTERS_AND_GAUGES = frozenset(
         "signaling_actor_restarts_total",
         "signaling_rate_limited_total",
         "signaling_connections_rejected_total",
+        "signaling_loop_pacing_waits_total",
+        "signaling_loop_pacing_wait_seconds_total",
+        "signaling_ready",
+        "signaling_journal_failures_total",
+        "signaling_connections_limit",
+        "signaling_journal_overtaken_total",
+        "signaling_journal_followed_events_total",
     }
 )
 SERVER_HISTOGRAMS = frozenset(

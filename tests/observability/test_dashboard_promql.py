@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,6 +33,7 @@ from tests.observability.dashboard import (
     to_promql,
     variable_query,
 )
+from tests.support.alerts import ALERTS_PATH, alert_rules
 from tests.support.client import Client
 from tests.support.http import http_get
 from tests.support.prometheus import (
@@ -201,6 +203,10 @@ def server() -> Iterator[ServerProcess]:
         "SIGNALING_ROOMS_PER_ADDRESS": "0",
         "SIGNALING_FAILED_RESUME_RATE": "1000/s",
         "SIGNALING_HANDSHAKE_RATE": "1000/s",
+        # A 10 ms pacing window: the rounds' writing turns come closer together than that,
+        # so the loop certainly waits and the headroom panel has data (100 µs by default).
+        "SIGNALING_LOOP_PACING_US": "10000",
+        "SIGNALING_MAX_CONNECTIONS": "1000",
     }
     with spawn_server(env) as srv:
         yield srv
@@ -231,7 +237,14 @@ def scraped(
     """Server under traffic, Prometheus scraping it, with MIN_SAMPLES scrapes of history."""
     workdir: Path = tmp_path_factory.mktemp("prometheus")
     target = f"127.0.0.1:{server.metrics_port}"
-    with traffic(server.url) as stats, run_prometheus(prometheus_bin, workdir, [target]) as prom:
+    # The shipped alert rules, with every `for:` at 0s: an alert fires at the first
+    # evaluation its condition holds instead of minutes later.
+    rules = workdir / "alerts.yaml"
+    rules.write_text(re.sub(r"(?m)^(\s+for:) \S+$", r"\1 0s", ALERTS_PATH.read_text()))
+    with (
+        traffic(server.url) as stats,
+        run_prometheus(prometheus_bin, workdir, [target], rule_files=[rules]) as prom,
+    ):
 
         def target_up() -> bool:
             targets = prom.target_health()
@@ -389,3 +402,81 @@ def test_key_panels_show_the_traffic(scraped: Scraped) -> None:
         for labels, v in prom.vector(_panel_expr("Connections rejected / s by reason"))
     )
     assert rejected.get("origin", 0) > 0, rejected
+
+
+def test_alerting_panels_show_the_traffic(scraped: Scraped) -> None:
+    """Loop headroom moves under traffic; ready and the cap share read what the server is."""
+    prom = scraped.prom
+    headroom = _value(prom, _panel_expr("Loop headroom (spare share of a core)", 0))
+    assert 0 < headroom <= 1.0, headroom
+    assert _value(prom, _panel_expr("Loop headroom (spare share of a core)", 1)) > 0
+    assert _value(prom, _panel_expr("Instances", 1)) == 1  # ready
+    # SIGNALING_MAX_CONNECTIONS=1000 and a handful of clients open at a time.
+    used = _value(prom, _panel_expr("Connections used of the server cap"))
+    assert 0 <= used < 0.05, used
+    assert _value(prom, "max(signaling_connections_limit)") == 1000
+
+
+# --- alert rules ------------------------------------------------------------------------------
+
+# The traffic answers about a third of its messages with errors (bad JSON, unknown types,
+# failed joins, forged resumes) at tens of messages a second: over the 10% threshold.
+FIRING = {"SignalingProtocolErrorsHigh"}
+# Nothing the test does comes near these.
+QUIET = {
+    "SignalingInstanceDown",
+    "SignalingInstanceNotReady",
+    "SignalingJournalFailing",
+    "SignalingActorRestarts",
+    "SignalingSlowConsumerDisconnects",
+    "SignalingConnectionsNearLimit",
+    "SignalingLoopSaturated",
+}
+
+
+def _rules(prom: Prometheus) -> dict[str, dict[str, Any]]:
+    body = prom.api("rules", {"type": "alert"})
+    assert body.get("status") == "success", body
+    return {rule["name"]: rule for group in body["data"]["groups"] for rule in group["rules"]}
+
+
+def test_alert_rules_evaluate_against_the_real_server(scraped: Scraped) -> None:
+    """Prometheus loads every shipped rule, evaluates it against the server's real series
+    without error, fires the one whose condition the traffic creates and no other."""
+    prom = scraped.prom
+    names = {rule["alert"] for rule in alert_rules()}
+    assert names >= FIRING | QUIET
+
+    def evaluated() -> bool:
+        rules = _rules(prom)
+        return set(rules) == names and all(
+            not r["lastEvaluation"].startswith("0001-") for r in rules.values()
+        )
+
+    wait_until(
+        evaluated,
+        what="every rule evaluated",
+        timeout=WAIT,
+        interval=0.25,
+        diag=lambda: f"{_rules(prom)}\n{prom.log()}",
+    )
+
+    def fired() -> bool:
+        return all(_rules(prom)[name]["state"] == "firing" for name in FIRING)
+
+    wait_until(
+        fired,
+        what=f"{sorted(FIRING)} firing",
+        timeout=WAIT,
+        interval=0.25,
+        diag=lambda: f"{_rules(prom)}\ntraffic: {scraped.stats}",
+    )
+    rules = _rules(prom)
+    unhealthy = {n: r.get("lastError") for n, r in rules.items() if r["health"] != "ok"}
+    assert not unhealthy, unhealthy
+    for name in QUIET:
+        assert rules[name]["state"] == "inactive", (name, rules[name]["alerts"])
+    (alert,) = rules["SignalingProtocolErrorsHigh"]["alerts"]
+    assert alert["labels"]["severity"] == "warning"
+    assert alert["labels"]["instance"] == f"127.0.0.1:{scraped.server.metrics_port}"
+    assert alert["annotations"]["summary"].endswith("are answered with an error")

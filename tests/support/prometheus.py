@@ -11,7 +11,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,16 +87,23 @@ class Prometheus:
 
 @contextlib.contextmanager
 def run_prometheus(
-    binary: str, workdir: Path, targets: list[str], *, scrape_interval: str = "1s"
+    binary: str,
+    workdir: Path,
+    targets: list[str],
+    *,
+    scrape_interval: str = "1s",
+    rule_files: Sequence[Path] = (),
 ) -> Iterator[Prometheus]:
     """Start Prometheus scraping `targets` (host:port, path /metrics) as job "signaling",
-    on a port the kernel picks (``127.0.0.1:0``; read back from its listening socket)."""
+    on a port the kernel picks (``127.0.0.1:0``; read back from its listening socket),
+    evaluating `rule_files` (alerting rules) every scrape interval."""
     config = workdir / "prometheus.yml"
     config.write_text(
         "global:\n"
         f"  scrape_interval: {scrape_interval}\n"
         f"  scrape_timeout: {scrape_interval}\n"
         f"  evaluation_interval: {scrape_interval}\n"
+        f"rule_files: {json.dumps([str(p) for p in rule_files])}\n"
         "scrape_configs:\n"
         f"  - job_name: {JOB}\n"
         "    metrics_path: /metrics\n"
