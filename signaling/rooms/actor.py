@@ -178,8 +178,9 @@ class RoomActor:
         attached = {p for p, m in self.state.members.items() if m.attached}
         orphans = self.fanout.reconcile(attached)
         if self.shared:
-            orphans = [p for p in orphans if p in self.handle.suspects]
-        self.handle.suspects.clear()
+            suspects = self.handle.suspects or ()
+            orphans = [p for p in orphans if p in suspects]
+        self.handle.suspects = None
         for peer_id in orphans:
             # The peer was told its command failed and never got a resume token: it leaves.
             command = c.Leave(peer_id, "disconnected", self.wall())
@@ -346,7 +347,10 @@ class RoomActor:
                 keep.append(envelope)
                 continue
             if isinstance(command, ENTRY):
-                self.handle.suspects.add(command.peer_id)
+                handle = self.handle
+                if handle.suspects is None:
+                    handle.suspects = set()
+                handle.suspects.add(command.peer_id)
                 origin.refused(self.handle)
             origin.error("unavailable", UNAVAILABLE)
         for _ in range(n):

@@ -79,4 +79,5 @@ class RoomHandle:
         self.failed: Envelope | None = None
         # Peers whose entry failed ambiguously (told `unavailable`; the append may have
         # committed): the next actor makes those the journal counts as members leave.
-        self.suspects: set[str] = set()
+        # None until one exists: an empty set is 216 bytes, and every room has a handle.
+        self.suspects: set[str] | None = None
