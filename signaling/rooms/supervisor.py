@@ -207,7 +207,10 @@ class Supervisor:
                 self.metrics.actor_restarts += 1
                 if failures:
                     await asyncio.sleep(self._delay(failures))
-                loaded = await self._load(room_id)
+                try:
+                    loaded = await self._load(room_id)
+                except UnknownRoom:
+                    loaded = None
                 if loaded is None:
                     self._retire(handle, lost=True)
                     return
@@ -248,36 +251,28 @@ class Supervisor:
     async def _adopt(self, handle: RoomHandle) -> RoomState | None:
         """Load a room another replica created (a join or resume arrived here); None when
         it is retired instead: not in the journal (or expired), or the journal failing."""
-        room_id = handle.room_id
-        for attempt in range(1, self.restart_attempts + 1):
-            try:
-                snapshot, events = await self.journal.load(room_id)
-            except UnknownRoom:
-                break
-            except Exception as exc:
-                log.error(
-                    "journal load failed (attempt %d): %r", attempt, exc, extra={"room": room_id}
-                )
-                self.health.failed()
-                if attempt < self.restart_attempts:
-                    await asyncio.sleep(self._delay(attempt))
-                continue
-            state = replay(snapshot, events)
-            if state.seq == 0 or state.expired:
-                break
-            return state
+        try:
+            state = await self._load(handle.room_id)
+        except UnknownRoom:
+            state = None
         else:
-            self._retire(handle, lost=True)
+            if state is None:  # the journal kept failing
+                self._retire(handle, lost=True)
+                return None
+        if state is None or state.seq == 0 or state.expired:
+            self._retire(handle, lost=False, why="room not found in the journal")
             return None
-        self._retire(handle, lost=False, why="room not found in the journal")
-        return None
+        return state
 
     async def _load(self, room_id: str) -> RoomState | None:
-        """The room's state from the journal, retried with backoff; None: give up."""
+        """The room's state from the journal, retried with backoff; None: give up.
+        ``UnknownRoom`` (no stream of that id) is an answer, not a failure: raised at once."""
         for attempt in range(1, self.restart_attempts + 1):
             try:
                 snapshot, events = await self.journal.load(room_id)
                 return replay(snapshot, events)
+            except UnknownRoom:
+                raise
             except Exception as exc:
                 log.error(
                     "journal load failed (attempt %d): %r", attempt, exc, extra={"room": room_id}
