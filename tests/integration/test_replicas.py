@@ -256,27 +256,11 @@ async def test_a_replica_leaving_ends_no_room_its_clients_resume_on_another(
                 assert (await client.closed())[0] == 1001
             assert await asyncio.to_thread(a_srv.proc.wait, 15) == 0
         a2 = await clients(b_srv, name="a2")
-        await a2.send(
-            {
-                "type": "resume",
-                "roomId": room,
-                "peerId": a.my_id,
-                "resumeToken": a.token,
-                "lastSeq": a.seq,
-            }
-        )
+        await a2.send(a.resume_request(room))
         assert (await a2.recv_type("resumed"))["myId"] == a.my_id
         await a2.send({"type": "signal", "payload": "while b was away"})
         b2 = await clients(b_srv, name="b2")
-        await b2.send(
-            {
-                "type": "resume",
-                "roomId": room,
-                "peerId": b.my_id,
-                "resumeToken": b.token,
-                "lastSeq": b.seq,
-            }
-        )
+        await b2.send(b.resume_request(room))
         assert (await b2.recv_type("resumed"))["myId"] == b.my_id
         assert await signals_from(b2, a.my_id or "", 1) == ["while b was away"]
         await b2.send({"type": "signal", "payload": "hello again"})
@@ -324,15 +308,7 @@ async def test_a_stale_disconnect_never_detaches_a_peer_resumed_elsewhere(
     try:
         b.drop()
         b2 = await clients(a_srv, name="b2")
-        await b2.send(
-            {
-                "type": "resume",
-                "roomId": room,
-                "peerId": b.my_id,
-                "resumeToken": b.token,
-                "lastSeq": b.seq,
-            }
-        )
+        await b2.send(b.resume_request(room))
         assert (await b2.recv_type("resumed"))["myId"] == b.my_id
     finally:
         b_srv.proc.send_signal(signal.SIGCONT)

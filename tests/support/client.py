@@ -143,6 +143,16 @@ class Client:
         self.my_id, self.token = reply["myId"], reply.get("resumeToken")
         return reply
 
+    def resume_request(self, room_id: str) -> dict[str, Any]:
+        """The v2 ``resume`` that takes this client's place back (from another socket)."""
+        return {
+            "type": "resume",
+            "roomId": room_id,
+            "peerId": self.my_id,
+            "resumeToken": self.token,
+            "lastSeq": self.seq,
+        }
+
     def drop(self) -> None:
         """Vanish without a close frame, like a phone changing networks."""
         self.ws.transport.abort()
