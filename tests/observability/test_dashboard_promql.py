@@ -27,6 +27,7 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 from tests.observability.dashboard import (
     JOB_MATCHER,
     PanelQuery,
+    allowed_metric,
     load_dashboard,
     panel_queries,
     selectors,
@@ -302,6 +303,22 @@ def test_server_exports_every_dashboard_metric(server: ServerProcess) -> None:
     missing = sorted(wanted - exported)
     signaling_exported = sorted(n for n in exported if n.startswith("signaling_"))
     assert not missing, f"dashboard reads {missing}; server exports {signaling_exported}"
+
+
+def test_every_server_metric_is_known_to_the_dashboard_tests(server: ServerProcess) -> None:
+    """A new signaling_* metric must be added to tests/observability/dashboard.py, whose
+    coverage test then asks for a panel: no metric reaches /metrics unseen by operators."""
+    status, body = http_get(server.metrics_url)
+    assert status == 200, body[:500]
+    unknown = sorted(
+        sample.name
+        for fam in text_string_to_metric_families(body)
+        for sample in fam.samples
+        if sample.name.startswith("signaling_")
+        and not sample.name.endswith("_created")  # prometheus_client's counter timestamps
+        and not allowed_metric(sample.name)
+    )
+    assert not unknown, f"exported but not in dashboard.py's lists: {unknown}"
 
 
 def test_traffic_reached_the_server(scraped: Scraped) -> None:
