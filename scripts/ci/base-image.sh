@@ -14,6 +14,8 @@ TAG=${1:-${SIGNALING_LOCAL_BASE_IMAGE:-signaling-base:bookworm}}
 SUITE=${BASE_SUITE:-bookworm}
 # BASE_PACKAGES adds to them, e.g. the Containerfile's builder (signaling-build:bookworm,
 # see build-image.sh) needs gcc,libc6-dev,python3-dev to compile the hot path.
+# BASE_PACKAGES=redis-server makes the Redis image of tests/container/test_replicas.py
+# (signaling-redis:bookworm; run it with an explicit redis-server command).
 PACKAGES=python3,python3-venv,ca-certificates${BASE_PACKAGES:+,$BASE_PACKAGES}
 
 if command -v docker >/dev/null 2>&1; then

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.support.client import Client
-from tests.support.engine import base_image, connect, image_exists
+from tests.support.engine import base_image, connect, image_exists, unavailable
 from tests.support.http import http_get
 from tests.support.waiting import wait_until
 
@@ -228,3 +228,33 @@ async def peers() -> AsyncIterator[MakePeer]:
     yield make
     for peer in opened:
         await peer.ws.close()
+
+
+REDIS_IMAGE_TAG = "signaling-redis:bookworm"
+REDIS_BUILD_TIMEOUT_S = 300.0
+
+
+@pytest.fixture(scope="session")
+def redis_image(engine: Any) -> str:
+    """A Redis image built like the base image (Debian's redis-server, mmdebstrap), since
+    none can be pulled: SIGNALING_TEST_REDIS_IMAGE, or signaling-redis:bookworm, built
+    once (scripts/ci/base-image.sh caches it by tag; .ci/run builds it up front)."""
+    tag = os.environ.get("SIGNALING_TEST_REDIS_IMAGE", REDIS_IMAGE_TAG)
+    if image_exists(engine, tag):
+        return tag
+    try:
+        proc = subprocess.run(
+            [str(REPO_ROOT / "scripts" / "ci" / "base-image.sh"), tag],
+            env={**os.environ, "BASE_PACKAGES": "redis-server"},
+            capture_output=True,
+            text=True,
+            timeout=REDIS_BUILD_TIMEOUT_S,
+            check=False,
+        )
+        status: int | str = proc.returncode
+        output = proc.stderr[-3000:]
+    except subprocess.TimeoutExpired:
+        status, output = f"timeout after {REDIS_BUILD_TIMEOUT_S:.0f}s", ""
+    if status != 0 or not image_exists(engine, tag):
+        unavailable(f"building {tag} failed ({status}):\n{output}")
+    return tag
