@@ -57,6 +57,11 @@ class Journal(Protocol):
     # Whether other processes write the same streams (replicas): then a room has a writer
     # per process holding members, appends can be overtaken, and rooms are followed.
     shared: bool
+    # Called when the journal's own background work (a shared journal's follower) finds
+    # the store failing, outside any call the rooms make: set by the supervisor, which
+    # counts it for readiness like a failed append (a replica whose members are idle must
+    # not stay ready while its store is gone).
+    on_failure: Callable[[], None] | None
 
     async def create(self, room_id: str, initial: RoomState) -> bool:
         """Claim ``room_id``: start its stream from ``initial`` (seq 0) unless a stream of

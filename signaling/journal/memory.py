@@ -14,7 +14,7 @@ appended to least recently are trimmed first, so abandoned rooms give way to liv
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from signaling.core.events import Event, events_size
@@ -38,6 +38,7 @@ class MemoryJournal:
 
     backend = "memory"
     shared = False  # one process: its actors are the only writers
+    on_failure: Callable[[], None] | None = None  # nothing runs in the background here
     snapshot_every = 1  # a snapshot is a reference here: take one with every append
 
     def __init__(

@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -195,6 +195,7 @@ class RedisJournal:
         self._reader_task: asyncio.Task[None] | None = None
         self._waking: asyncio.Task[None] | None = None
         self._rewake = False
+        self.on_failure: Callable[[], None] | None = None
         self._closing = False
         self._version_checked = False
 
@@ -367,6 +368,8 @@ class RedisJournal:
                 failures += 1
                 if failures == 1:
                     log.error("journal follower failing: %r", exc)
+                if self.on_failure is not None:
+                    self.on_failure()  # readiness: see ``Journal.on_failure``
                 await asyncio.sleep(min(0.05 * 2 ** min(failures, 6), 2.0))
                 continue
             if failures:

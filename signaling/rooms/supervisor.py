@@ -76,6 +76,7 @@ class Supervisor:
         self.ids = RoomIds(room_id_digits)
         self.rooms: dict[str, RoomHandle] = {}
         self.health = Health(self._journal_failed)
+        journal.on_failure = self.health.failed  # the follower's failures count too
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._actors: dict[str, RoomActor] = {}
         self._probe: asyncio.Task[None] | None = None

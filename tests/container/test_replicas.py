@@ -268,12 +268,6 @@ async def test_a_redis_outage_is_unavailable_and_not_ready_on_both_then_recovers
     assert await signals_from(c, d.my_id or "", 1) == ["and back"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the journal follower's failures do not count for readiness: with Redis down, "
-    "a replica whose clients are idle answers /readyz 200 (and refuses new rooms with "
-    "`unavailable`) until three appends or loads have failed",
-)
 async def test_a_replica_that_saw_redis_go_is_not_ready_without_traffic(
     deployment: Deployment, peers: MakePeer
 ) -> None:

@@ -124,6 +124,25 @@ async def test_a_redis_outage_is_unavailable_then_not_ready_then_recovers(
     assert (await d.recv_type("signal"))["payload"] == "again"
 
 
+async def test_a_replica_whose_members_are_idle_is_not_ready_once_redis_is_gone(
+    start_server: StartServer, redis: RedisServer, clients: Make
+) -> None:
+    """No message, no append: only the journal's follower sees Redis go. Its failures
+    count for readiness (``Journal.on_failure``), so the instance leaves the load
+    balancer without waiting for traffic to fail, and comes back once Redis answers."""
+    server = await redis_server(start_server, redis)
+    server.hub.supervisor.backoff = (0.01, 0.1)
+    a, b = await clients(srv=server), await clients(srv=server)
+    room = (await a.create())["roomId"]
+    await b.join(room)  # the room is followed: the follower's XREAD is out
+    assert await ready(server) == 200
+    redis.kill()
+    await readiness_becomes(server, 503)
+    assert server.hub.metrics.journal_failures >= 1
+    redis.start()
+    await readiness_becomes(server, 200)
+
+
 async def test_redis_down_at_start_up_is_not_ready_until_it_answers(
     start_server: StartServer, redis: RedisServer, clients: Make
 ) -> None:
