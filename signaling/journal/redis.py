@@ -19,13 +19,17 @@ Every write is one Lua script, so it is atomic on the server (Centrifuge's
   eventsourcing recorders' uniqueness constraint on (originator, version)), ``XADD``s the
   batch with explicit ids, stores the snapshot when given, trims the window from the front
   by the memory journal's rules (count and bytes, never above the snapshot) and refreshes
-  the TTL of both keys, so a room every replica abandoned vanishes on its own.
+  the TTL of both keys, so a room every replica abandoned vanishes on its own. Each entry
+  also carries ``p``, the stream's epoch (taken from the hash by the script), for the
+  follower, which reads entries and never the hash.
 
 The **epoch** tells streams of the same id apart (Centrifuge's ``StreamPosition.Epoch``).
 This journal remembers the epoch of every stream it created or loaded; an append, read or
 delete against a stream re-created under the same id (after the old one expired, or Redis
 restarted without persistence) is refused as ``UnknownRoom`` instead of being taken for
-the old room, and a delete never removes another room's stream.
+the old room, and a delete never removes another room's stream. The follower checks it
+too: entries of a re-created stream (another epoch) are never handed to the old room's
+actor, which stops being followed and finds out at its next append or timer.
 
 There is no total byte budget as in the memory journal: Redis's ``maxmemory`` is the
 operator's, and the per-room window plus the TTL bound what each room keeps.
@@ -93,7 +97,8 @@ local size = tonumber(meta[3])
 local n = tonumber(ARGV[7])
 for i = 1, n do
   local bytes = ARGV[7 + 2 * i]
-  redis.call('XADD', KEYS[2], '0-' .. (expected + i), 'e', ARGV[6 + 2 * i], 'n', bytes)
+  redis.call('XADD', KEYS[2], '0-' .. (expected + i), 'e', ARGV[6 + 2 * i], 'n', bytes,
+             'p', meta[2])
   size = size + tonumber(bytes)
 end
 local seq = expected + n
@@ -386,6 +391,12 @@ class RedisJournal:
                 current = following.get(room_id)
                 if current is None:
                     continue  # unfollowed while the XREAD was out
+                epoch = self.epochs.get(room_id)
+                written = entries[0][1].get(b"p")  # one stream, one epoch per reply
+                if epoch is not None and written is not None and written != epoch:
+                    log.warning("followed stream was re-created, room not followed: %s", room_id)
+                    following.pop(room_id, None)
+                    continue
                 try:
                     events = [decode_event(fields[b"e"]) for _, fields in entries]
                 except (CodecError, KeyError) as exc:

@@ -396,3 +396,43 @@ async def test_a_redis_too_old_for_the_scripts_fails_the_check(
     monkeypatch.setattr(journal.redis, "info", real)
     await journal.check()  # the real one (Debian's 7.0) is fine
     await journal.check()
+
+
+async def test_the_follower_never_hands_a_re_created_streams_events_to_the_old_room(
+    redis_journals: Callable[..., RedisJournal],
+) -> None:
+    """Redis lost room 90 while a replica followed it (restarted empty, or the keys went)
+    and another replica claimed the id for a new room: the follower's XREAD still waits on
+    the key, past the old room's seq. The new room's events must not reach the old room's
+    actor (its members would get a stranger's signals)."""
+    old, other = redis_journals(), redis_journals()
+    got: dict[str, list[int]] = {"90": [], "91": []}
+    arrived = asyncio.Event()
+
+    def deliver(room: str) -> Callable[[list[e.Event]], None]:
+        def handed(events: list[e.Event]) -> None:
+            got[room].extend(event.seq for event in events)
+            arrived.set()
+
+        return handed
+
+    async def seen_91(seqs: list[int]) -> None:
+        while got["91"] != seqs:
+            arrived.clear()
+            await arrived.wait()
+
+    for room in ("90", "91"):
+        assert await old.create(room, RoomState(room))
+    await append(old, "90", signals(1, 2), 0)
+    old.follow("90", 2, deliver("90"))
+    old.follow("91", 0, deliver("91"))
+    await append(old, "91", signals(1, 1), 0)
+    await seen_91([1])  # the follower's XREAD covers both rooms now
+    await old.redis.delete(*old.keys("90"))
+    assert await other.create("90", RoomState("90"))
+    await append(other, "90", signals(1, 5, '"stranger"'), 0)
+    # A barrier: 91's next event comes in the same XREAD reply as 90's, or after it.
+    await append(old, "91", signals(2, 2), 1)
+    await seen_91([1, 2])
+    assert got["90"] == []
+    assert "90" not in old.following
