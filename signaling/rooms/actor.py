@@ -141,12 +141,19 @@ class RoomActor:
                 depth.observe(len(batch))
                 while batch:
                     head = type(batch[0][0])
-                    if head is Resume:
-                        await self._resume(batch)
-                    elif head is Followed:
-                        await self._follow(batch)
-                    else:
-                        await self._segment(batch)
+                    try:
+                        if head is Resume:
+                            await self._resume(batch)
+                        elif head is Followed:
+                            await self._follow(batch)
+                        else:
+                            await self._segment(batch)
+                    except Exception:
+                        # Catching up failed (after an overtaken append or a gap): nothing
+                        # of the rest was committed; the reloaded actor decides it.
+                        if batch:
+                            mailbox.push_front(batch)
+                        raise
                     if self.expired:
                         # What the expiry left unhandled goes back for the supervisor to
                         # answer (room_not_found, resume_failed) when it retires the room.
@@ -561,6 +568,12 @@ class RoomActor:
         if missed is None:
             # Trimmed past this actor's state (it fell a whole window behind): reload.
             raise ActorCrashed(self.room_id)
+        if not missed or missed[-1].seq <= self.state.seq:
+            # Overtaken, yet nothing lies beyond this state: the store went back (restored
+            # from an older save, lost its last writes). Retrying would spin; reload.
+            log.error("journal is behind the room actor", extra={"room": self.room_id})
+            self.health.failed()
+            raise JournalFailed(self.room_id)
         await self._apply(missed)
 
     async def _apply(self, events: list[e.Event]) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from signaling.core import commands as c
+from signaling.journal.redis import RedisJournal
 from signaling.rooms.roomids import RoomIds
 from signaling.transport.server import Server
 from tests.integration.conftest import Make, StartServer
@@ -219,3 +220,32 @@ async def test_an_entry_overtaken_by_the_rooms_expiry_is_answered(
     assert one.hub.metrics.journal_overtaken == 0
     assert (await b.recv_type("room_expired"))["roomId"] == room
     assert (await b.closed())[0] == 4000
+
+
+async def test_a_store_that_went_back_is_reloaded_not_retried_forever(
+    start_server: StartServer, redis: RedisServer, clients: Make
+) -> None:
+    """Redis lost the room's last write (restored from an older save; appendfsync everysec
+    loses up to a second): the actor's next append is refused as stale, yet there is
+    nothing to catch up. It must reload from what the store has and relay the signal,
+    not retry the append forever, and the signal must not be lost on the way."""
+    server = await redis_server(start_server, redis)
+    a, b = await clients(v2=True, srv=server), await clients(v2=True, srv=server)
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    await a.recv_type("peer_joined")
+    await a.send({"type": "signal", "payload": "kept"})
+    lost_seq = (await b.recv_type("signal"))["seq"] + 1
+    journal = server.hub.journal
+    assert isinstance(journal, RedisJournal)
+    keys = journal.keys(room)
+    saved = [await journal.redis.dump(key) for key in keys]  # the older save
+    await a.send({"type": "signal", "payload": "lost"})
+    assert (await b.recv_type("signal"))["seq"] == lost_seq
+    for key, value in zip(keys, saved, strict=True):
+        assert value is not None
+        await journal.redis.restore(key, 0, value, replace=True)
+    await a.send({"type": "signal", "payload": "after"})
+    relayed = await b.recv_type("signal")
+    assert (relayed["payload"], relayed["seq"]) == ("after", lost_seq)
+    assert server.hub.metrics.actor_restarts == 1
