@@ -141,19 +141,12 @@ class RoomActor:
                 depth.observe(len(batch))
                 while batch:
                     head = type(batch[0][0])
-                    try:
-                        if head is Resume:
-                            await self._resume(batch)
-                        elif head is Followed:
-                            await self._follow(batch)
-                        else:
-                            await self._segment(batch)
-                    except Exception:
-                        # Catching up failed (after an overtaken append or a gap): nothing
-                        # of the rest was committed; the reloaded actor decides it.
-                        if batch:
-                            mailbox.push_front(batch)
-                        raise
+                    if head is Resume:
+                        await self._resume(batch)
+                    elif head is Followed:
+                        await self._follow(batch)
+                    else:
+                        await self._segment(batch)
                     if self.expired:
                         # What the expiry left unhandled goes back for the supervisor to
                         # answer (room_not_found, resume_failed) when it retires the room.
@@ -286,8 +279,7 @@ class RoomActor:
         except Overtaken:
             # Another replica wrote first: fold in what it wrote, then the run loop decides
             # the same commands again from there (nothing of this attempt left the actor).
-            self.metrics.journal_overtaken += 1
-            await self._catch_up()
+            await self._overtaken(batch)
             return
         except JournalFailed:
             self._unavailable(batch, n)
@@ -534,8 +526,7 @@ class RoomActor:
         try:
             await self._commit(before, state, events, local)
         except Overtaken:
-            self.metrics.journal_overtaken += 1
-            await self._catch_up()
+            await self._overtaken(batch)
             return  # the run loop takes the resume again, from the new state
         except JournalFailed:
             self._unavailable(batch, 1)
@@ -555,7 +546,29 @@ class RoomActor:
             followed = batch.popleft()[0]
             assert type(followed) is Followed
             events.extend(followed.events)
-        await self._apply(events)
+        try:
+            await self._apply(events)
+        except Exception:
+            self._hand_back(batch)
+            raise
+
+    def _hand_back(self, batch: deque[Envelope]) -> None:
+        """What is left of a batch the actor cannot finish, back to the mailbox."""
+        if batch:
+            self.handle.mailbox.push_front(batch)
+            batch.clear()
+
+    async def _overtaken(self, batch: deque[Envelope]) -> None:
+        """Another replica appended first: catch up, and the run loop decides ``batch``
+        again from the new state. If catching up fails, nothing still in ``batch`` was
+        committed: it goes back to the mailbox for the reloaded actor, not lost with this
+        one."""
+        self.metrics.journal_overtaken += 1
+        try:
+            await self._catch_up()
+        except Exception:
+            self._hand_back(batch)
+            raise
 
     async def _catch_up(self) -> None:
         """After ``StaleWriter``: read what the other writers committed and apply it."""
