@@ -18,7 +18,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -29,7 +29,7 @@ from tests.container.conftest import (
     Running,
     wait_ready,
 )
-from tests.support.client import Client
+from tests.support.client import Client, signals_from
 from tests.support.http import ahttp_get, http_get
 from tests.support.waiting import GUARD_S, wait_until
 
@@ -154,20 +154,6 @@ async def readiness_becomes(running: Running, status: int, guard: float = OUTAGE
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"/readyz never answered {status}: {seen[-5:]}; logs:\n{running.logs()}")
-
-
-async def signals_from(client: Client, sender: str, count: int) -> list[Any]:
-    """The next ``count`` signal payloads, each from ``sender``; v2 seq strictly rising."""
-    payloads: list[Any] = []
-    last_seq = 0
-    while len(payloads) < count:
-        msg = await client.recv_type("signal")
-        assert msg["senderId"] == sender, msg
-        if client.subprotocol is not None:
-            assert msg["seq"] > last_seq, (msg, last_seq)
-            last_seq = msg["seq"]
-        payloads.append(msg["payload"])
-    return payloads
 
 
 async def cross_replica_pair(

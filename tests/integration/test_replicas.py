@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.client import Client
+from tests.support.client import Client, signals_from
 from tests.support.http import http_get, metric_value
 from tests.support.redis import RedisServer
 from tests.support.server import ServerProcess, spawn_server
@@ -66,20 +66,6 @@ async def clients() -> AsyncIterator[Any]:
     yield make
     for client in opened:
         await client.ws.close()
-
-
-async def signals_from(client: Client, sender: str, count: int) -> list[Any]:
-    """The next ``count`` signal payloads from ``sender``, checking v2 order on the way."""
-    payloads: list[Any] = []
-    last_seq = 0
-    while len(payloads) < count:
-        msg = await client.recv_type("signal")
-        assert msg["senderId"] == sender, msg
-        if client.subprotocol is not None:
-            assert msg["seq"] > last_seq, (msg, last_seq)
-            last_seq = msg["seq"]
-        payloads.append(msg["payload"])
-    return payloads
 
 
 async def test_a_room_spans_two_replicas_exactly_once_and_in_order(

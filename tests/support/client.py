@@ -159,3 +159,17 @@ class Client:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+async def signals_from(client: Client, sender: str, count: int) -> list[Any]:
+    """The next ``count`` signal payloads, each from ``sender``; v2 seq strictly rising."""
+    payloads: list[Any] = []
+    last_seq = 0
+    while len(payloads) < count:
+        msg = await client.recv_type("signal")
+        assert msg["senderId"] == sender, msg
+        if client.subprotocol is not None:
+            assert msg["seq"] > last_seq, (msg, last_seq)
+            last_seq = msg["seq"]
+        payloads.append(msg["payload"])
+    return payloads
