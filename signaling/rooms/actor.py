@@ -479,19 +479,32 @@ class RoomActor:
         command, origin = batch[0]
         assert type(command) is c.Resume and origin is not None
         before = self.state
+        # Decided before the journal is read: a forged token or a ``lastSeq`` beyond the
+        # room's (one no stream id can even hold) is a failed resume, not a journal read
+        # that fails and restarts the room. Nothing changes the state during the read.
+        crash: Exception | None = None
         try:
-            missed = await self.journal.read_after(self.room_id, command.last_seq)
+            decision = decide(before, command)
         except Exception as exc:
-            log.error("journal read failed: %r", exc, extra={"room": self.room_id})
-            self.health.failed()
-            self._unavailable(batch, 1)
-            raise JournalFailed(self.room_id) from exc
+            crash, decision = exc, RESUME_FAILED  # handled below, as this command's crash
+        missed: list[e.Event] | None = None
+        if type(decision) is not Rejection:
+            try:
+                missed = await self.journal.read_after(self.room_id, command.last_seq)
+            except Exception as exc:
+                log.error("journal read failed: %r", exc, extra={"room": self.room_id})
+                self.health.failed()
+                self._unavailable(batch, 1)
+                raise JournalFailed(self.room_id) from exc
+            if missed is None:
+                # Events trimmed from the journal cannot be replayed: a failed resume too.
+                decision = RESUME_FAILED
         local = Local()
         events: list[e.Event] = []
         state = before
         try:
-            # Events trimmed from the journal cannot be replayed: that is a failed resume too.
-            decision = RESUME_FAILED if missed is None else decide(before, command)
+            if crash is not None:
+                raise crash
             if type(decision) is Rejection or missed is None:
                 self.metrics.resumes["failed"] += 1
                 self._rejected(command, origin, RESUME_FAILED, local, 0)

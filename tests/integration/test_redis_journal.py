@@ -223,6 +223,36 @@ async def test_a_join_queued_behind_a_claim_that_lost_the_id_is_not_renamed_with
     assert (await a.recv_type("signal"))["payload"] == "for a"
 
 
+async def test_a_hostile_resume_is_refused_without_touching_the_journal(
+    start_server: StartServer, redis: RedisServer, clients: Make
+) -> None:
+    """A resume with a ``lastSeq`` no stream id can hold (past 2**64) and a made-up token
+    is a failed resume (``resume_failed``) like any other, not a journal failure: it must
+    not restart the room actor nor count against readiness, however often it is sent."""
+    server = await redis_server(start_server, redis)
+    a, b = await clients(v2=True, srv=server), await clients(v2=True, srv=server)
+    room = (await a.create())["roomId"]
+    await b.join(room)
+    hostile = await clients(v2=True, srv=server)
+    for _ in range(4):
+        await hostile.send(
+            {
+                "type": "resume",
+                "roomId": room,
+                "peerId": b.my_id,
+                "resumeToken": "forged",
+                "lastSeq": 10**30,
+            }
+        )
+        reply = await hostile.recv_type("error")
+        assert reply["code"] == "resume_failed", reply
+    metrics = server.hub.metrics
+    assert (metrics.actor_restarts, metrics.journal_failures) == (0, 0)
+    assert await ready(server) == 200
+    await a.send({"type": "signal", "payload": "still here"})
+    assert (await b.recv_type("signal"))["payload"] == "still here"
+
+
 async def test_a_scanner_is_charged_for_ids_no_replica_has(
     start_server: StartServer, redis: RedisServer, clients: Make
 ) -> None:
