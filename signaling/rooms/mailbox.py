@@ -95,6 +95,12 @@ class Mailbox(Generic[T]):
         self._items = None
         return items
 
+    def drain(self) -> list[T]:
+        """Take everything queued, leaving the mailbox open (before its actor runs)."""
+        left = list(self._items or ())
+        self._items = None
+        return left
+
     def close(self) -> list[T]:
         """Stop accepting; wake the actor; return what was still queued."""
         self._closed = True

@@ -25,7 +25,7 @@ from signaling.core import commands as c
 from signaling.core.events import Event
 from signaling.core.room import RESUME_FAILED, ROOM_NOT_FOUND, RoomPolicy, RoomState, replay
 from signaling.journal import Journal, UnknownRoom
-from signaling.rooms.actor import UNAVAILABLE, ActorCrashed, Health, JournalFailed, RoomActor
+from signaling.rooms.actor import ENTRY, UNAVAILABLE, ActorCrashed, Health, JournalFailed, RoomActor
 from signaling.rooms.fanout import Fanout
 from signaling.rooms.mailbox import Mailbox
 from signaling.rooms.peer import Envelope, Followed, RoomHandle
@@ -247,6 +247,21 @@ class Supervisor:
         handle.room_id = handle.fanout.room_id = new
         if self.on_renamed is not None:
             self.on_renamed(old, new)
+        # Other clients' entries queued meanwhile asked for the *old* id, which another
+        # replica holds: they must not follow this room to its new id (a stranger's
+        # room). Nothing has run yet; their senders are told to retry, and the retry
+        # finds the room they asked for. The creator's Create is always the first.
+        queued = handle.mailbox.drain()
+        creator = queued[0][1] if queued else None
+        kept: list[Envelope] = []
+        for envelope in queued:
+            command, origin = envelope
+            if origin is not None and origin is not creator and isinstance(command, ENTRY):
+                origin.refused(handle)
+                origin.error("unavailable", UNAVAILABLE)
+            else:
+                kept.append(envelope)
+        handle.mailbox.push_front(kept)
         return new
 
     async def _adopt(self, handle: RoomHandle) -> RoomState | None:

@@ -24,7 +24,7 @@ from signaling.transport.server import Server
 from tests.integration.conftest import Make, StartServer
 from tests.support.http import ahttp_get
 from tests.support.redis import RedisServer
-from tests.support.waiting import GUARD_S
+from tests.support.waiting import GUARD_S, eventually
 
 
 @pytest.fixture
@@ -180,6 +180,47 @@ async def test_a_new_rooms_id_held_by_another_replica_is_drawn_again(
     await c.join(room_b)  # the renamed room is the one Redis has
     await c.send({"type": "signal", "payload": "x"})
     assert (await b.recv_type("signal"))["payload"] == "x"
+
+
+async def test_a_join_queued_behind_a_claim_that_lost_the_id_is_not_renamed_with_it(
+    start_server: StartServer,
+    redis: RedisServer,
+    clients: Make,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A join for an id another replica holds can reach this replica while its own new
+    room drew that id and is still claiming it: the join is queued on the new room's
+    handle. When the claim fails and the new room takes another id, the join must not
+    follow it into a stranger's room: its client is told to retry (``unavailable``) and
+    the retry joins the room it asked for."""
+    one = await redis_server(start_server, redis)
+    two = await redis_server(start_server, redis)
+    for server in (one, two):
+        server.hub.supervisor.ids = RoomIds(4, random.Random(7))
+    a = await clients(srv=one)
+    room_a = (await a.create())["roomId"]
+    gate = asyncio.Event()
+    claim = two.hub.journal.create
+
+    async def gated(room_id: str, initial: object) -> bool:
+        await gate.wait()
+        return await claim(room_id, initial)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(two.hub.journal, "create", gated)
+    b, joiner = await clients(srv=two), await clients(srv=two)
+    await b.send({"type": "create"})  # draws room_a too; its claim waits at the gate
+    rooms = two.hub.supervisor.rooms
+    await eventually(lambda: room_a in rooms, what="the new room on the collided id")
+    await joiner.send({"type": "join", "roomId": room_a})
+    await eventually(lambda: len(rooms[room_a].mailbox) == 2, what="the join queued")
+    gate.set()
+    room_b = (await b.recv_type("room_created"))["roomId"]
+    assert room_b != room_a
+    reply = await joiner.recv()
+    assert reply["type"] == "error" and reply["code"] == "unavailable", reply
+    assert (await joiner.join(room_a))["roomId"] == room_a
+    await joiner.send({"type": "signal", "payload": "for a"})
+    assert (await a.recv_type("signal"))["payload"] == "for a"
 
 
 async def test_a_scanner_is_charged_for_ids_no_replica_has(
