@@ -32,7 +32,7 @@ from signaling.transport.server import Hub, Server
 from tests.support import invariants
 from tests.support.http import ahttp_get
 from tests.support.inproc import MemoryClient
-from tests.support.journals import FaultyJournal
+from tests.support.journals import FaultyJournal, refuse_creates
 from tests.support.waiting import eventually
 
 
@@ -324,14 +324,7 @@ async def test_readiness_follows_a_journal_that_keeps_failing() -> None:
     try:
         url = f"http://127.0.0.1:{server.port}/readyz"
         assert (await ahttp_get(url))[0] == 200
-        journal.down = True
-        journal.fail_creates = 3
-        for _ in range(3):
-            client = MemoryClient(hub, True)
-            clients.append(client)
-            client.send({"type": "create"})
-            await eventually(lambda cl=client: cl.messages(), what="an answer")  # type: ignore[misc]
-            assert client.messages()[-1]["code"] == "unavailable"
+        clients += await refuse_creates(hub, journal, 3)
         assert not hub.supervisor.journal_healthy
         assert (await ahttp_get(url))[0] == 503, "a journal that keeps failing: not ready"
         journal.down = False  # the supervisor's probe notices without any traffic

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from signaling.config import Settings
 from signaling.transport.server import Server
 from tests.support.inproc import MemoryClient
-from tests.support.journals import FaultyJournal
+from tests.support.journals import FaultyJournal, refuse_creates
 from tests.support.waiting import eventually
 
 
@@ -37,14 +37,7 @@ async def test_ready_and_journal_failures_follow_a_failing_journal() -> None:
         before = _scrape(server)
         assert before["signaling_ready"] == 1
         assert before["signaling_journal_failures_total"] == 0
-        journal.down = True
-        journal.fail_creates = 3
-        for _ in range(3):
-            client = MemoryClient(hub, True)
-            clients.append(client)
-            client.send({"type": "create"})
-            await eventually(lambda cl=client: cl.messages(), what="an answer")  # type: ignore[misc]
-            assert client.messages()[-1]["code"] == "unavailable"
+        clients += await refuse_creates(hub, journal, 3)
         failing = _scrape(server)
         assert failing["signaling_ready"] == 0
         assert failing["signaling_journal_failures_total"] >= 3

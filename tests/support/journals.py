@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from signaling.core.events import Event
 from signaling.core.room import RoomState
 from signaling.journal import MemoryJournal
+from signaling.transport.server import Hub
+from tests.support.inproc import MemoryClient
+from tests.support.waiting import eventually
 
 
 class JournalDown(ConnectionError):
@@ -73,3 +76,19 @@ class FaultyJournal(MemoryJournal):
     async def check(self) -> None:
         if self.down:
             raise JournalDown("check")
+
+
+async def refuse_creates(hub: Hub, journal: FaultyJournal, n: int) -> list[MemoryClient]:
+    """Take the store down and have ``n`` clients each try to create a room: every one is
+    answered ``unavailable`` (``n`` journal failures: readiness counts them). The clients
+    are returned for the caller to close."""
+    journal.down = True
+    journal.fail_creates = n
+    clients: list[MemoryClient] = []
+    for _ in range(n):
+        client = MemoryClient(hub, True)
+        clients.append(client)
+        client.send({"type": "create"})
+        await eventually(lambda cl=client: cl.messages(), what="an answer")  # type: ignore[misc]
+        assert client.messages()[-1]["code"] == "unavailable"
+    return clients

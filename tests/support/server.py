@@ -149,7 +149,7 @@ def _start(
             diag=lambda: log_path.read_text(errors="replace"),
         )
     except BaseException:
-        _stop(proc)
+        stop_process(proc)
         raise
     assert ports is not None
     return ServerProcess(
@@ -157,11 +157,12 @@ def _start(
     )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -198,6 +199,6 @@ def spawn_server(
             wait_ready(server)
             yield server
         finally:
-            _stop(server.proc)
+            stop_process(server.proc)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
