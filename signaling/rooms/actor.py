@@ -308,13 +308,9 @@ class RoomActor:
                 done = self.journal.append(self.room_id, events, before.seq, snapshot)
                 if done is not None:
                     await done
-            except StaleWriter as exc:
-                if not self.shared:
-                    log.error("journal append failed: %r", exc, extra={"room": self.room_id})
-                    self.health.failed()
-                    raise JournalFailed(self.room_id) from exc
-                raise Overtaken(self.room_id) from exc
             except Exception as exc:
+                if self.shared and isinstance(exc, StaleWriter):
+                    raise Overtaken(self.room_id) from exc  # another replica wrote first
                 log.error("journal append failed: %r", exc, extra={"room": self.room_id})
                 self.health.failed()
                 raise JournalFailed(self.room_id) from exc
