@@ -20,6 +20,11 @@ UNGUESSABLE_LENGTH = 24  # its base64url text
 _URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
 
 
+def numeric(room_id: str) -> bool:
+    """A short numeric id (the seed's kind), not an unguessable one."""
+    return room_id.isascii() and room_id.isdigit()
+
+
 class RoomIds:
     def __init__(self, digits: int = 4, rng: random.Random | None = None) -> None:
         self.low = 10 ** (digits - 1)
@@ -64,14 +69,14 @@ class RoomIds:
     def plausible(self, room_id: str) -> bool:
         """Whether ``room_id`` has the shape of an id this server hands out (so a lookup in
         a shared journal is worth a round trip)."""
-        if room_id.isascii() and room_id.isdigit():
+        if numeric(room_id):
             return self.low <= int(room_id) < self.high and room_id[0] != "0"
         return len(room_id) == UNGUESSABLE_LENGTH and _URLSAFE.fullmatch(room_id) is not None
 
     def reserve(self, room_id: str) -> None:
         """Mark an id in use that another instance allocated (a room joined through a
         shared journal); ``release`` frees it again."""
-        if room_id.isascii() and room_id.isdigit():
+        if numeric(room_id):
             self._used.add(int(room_id))
         else:
             self._unguessable.add(room_id)

@@ -29,7 +29,7 @@ from signaling.rooms.actor import ENTRY, UNAVAILABLE, ActorCrashed, Health, Jour
 from signaling.rooms.fanout import Fanout
 from signaling.rooms.mailbox import Mailbox
 from signaling.rooms.peer import Envelope, Followed, RoomHandle
-from signaling.rooms.roomids import RoomIds
+from signaling.rooms.roomids import RoomIds, numeric
 from signaling.telemetry.metrics import Metrics
 from signaling.telemetry.tracing import Tracing
 
@@ -235,7 +235,7 @@ class Supervisor:
         """Give a room whose claim failed a fresh id of the same kind, before anything of
         it was committed or sent (its creator is told the id in ``room_created``)."""
         old = handle.room_id
-        new = self.ids.allocate(unguessable=not (old.isascii() and old.isdigit()))
+        new = self.ids.allocate(unguessable=not numeric(old))
         if new is None:
             return None
         self.ids.release(old)
