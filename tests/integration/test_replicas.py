@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.client import Client, signals_from
+from tests.support.client import Client, share_room, signals_from
 from tests.support.http import http_get, metric_value
 from tests.support.redis import RedisServer
 from tests.support.server import ServerProcess, spawn_server
@@ -165,9 +165,7 @@ async def test_a_resume_on_the_other_replica_replays_what_was_missed(
     a_srv, b_srv = pair
     a = await clients(a_srv, name="a")
     b = await clients(b_srv, name="b")
-    room = (await a.create())["roomId"]
-    await b.join(room)
-    await a.recv_type("peer_joined")
+    room = await share_room(a, b)
     await a.send({"type": "signal", "payload": "before"})
     assert (await b.recv_type("signal"))["payload"] == "before"
     seq, token, peer = b.seq, b.token, b.my_id
@@ -189,9 +187,7 @@ async def test_expiry_reaches_members_on_both_replicas(redis: RedisServer, clien
     with spawn_server(env) as a_srv, spawn_server(env) as b_srv:
         a = await clients(a_srv, name="a")
         b = await clients(b_srv, name="b")
-        room = (await a.create())["roomId"]
-        await b.join(room)
-        await a.recv_type("peer_joined")
+        room = await share_room(a, b)
         for client in (a, b):
             assert (await client.recv_type("room_expired"))["roomId"] == room
             assert (await client.closed())[0] == 4000
@@ -211,9 +207,7 @@ async def test_a_replica_that_slept_through_the_expiry_still_sees_it(
     with spawn_server(env) as a_srv, spawn_server(env) as b_srv:
         a = await clients(a_srv, name="a")
         b = await clients(b_srv, name="b")
-        room = (await a.create())["roomId"]
-        await b.join(room)
-        await a.recv_type("peer_joined")
+        room = await share_room(a, b)
         b_srv.proc.send_signal(signal.SIGSTOP)
         try:
             assert (await a.recv_type("room_expired"))["roomId"] == room
@@ -234,9 +228,7 @@ async def test_a_replica_leaving_ends_no_room_its_clients_resume_on_another(
         with spawn_server(env) as a_srv:
             a = await clients(a_srv, name="a")
             b = await clients(a_srv, name="b")
-            room = (await a.create())["roomId"]
-            await b.join(room)
-            await a.recv_type("peer_joined")
+            room = await share_room(a, b)
             a_srv.proc.send_signal(signal.SIGTERM)  # the clients answer the close meanwhile
             for client in (a, b):
                 assert (await client.closed())[0] == 1001
@@ -264,9 +256,7 @@ async def test_the_last_member_leaving_a_replica_ends_nothing_for_the_others(
     a_srv, b_srv = pair
     a = await clients(a_srv, name="a")
     b = await clients(b_srv, name="b")
-    room = (await a.create())["roomId"]
-    await b.join(room)
-    await a.recv_type("peer_joined")
+    room = await share_room(a, b)
     await a.send({"type": "leave"})
     await a.recv_type("left")
     assert (await b.recv_type("peer_left"))["peerId"] == a.my_id
@@ -287,9 +277,7 @@ async def test_a_stale_disconnect_never_detaches_a_peer_resumed_elsewhere(
     a_srv, b_srv = pair
     a = await clients(a_srv, name="a")
     b = await clients(b_srv, name="b")
-    room = (await a.create())["roomId"]
-    await b.join(room)
-    await a.recv_type("peer_joined")
+    room = await share_room(a, b)
     b_srv.proc.send_signal(signal.SIGSTOP)
     try:
         b.drop()

@@ -173,3 +173,12 @@ async def signals_from(client: Client, sender: str, count: int) -> list[Any]:
             last_seq = msg["seq"]
         payloads.append(msg["payload"])
     return payloads
+
+
+async def share_room(creator: Client, joiner: Client) -> str:
+    """``creator`` creates a room, ``joiner`` joins it, and ``creator`` has heard the join
+    (so both are in it before anything else is sent); the room's id."""
+    room: str = (await creator.create())["roomId"]
+    await joiner.join(room)
+    await creator.recv_type("peer_joined")
+    return room
