@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.helm.chart import CHART, VALUE_SETS, one, render
-from tests.support.alerts import ALERTS_PATH, alert_rules, load_rules, promtool_binary
+from tests.support.alerts import ALERTS_PATH, alert_rules, load_rules, promtool
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -106,9 +106,7 @@ def test_the_crd_schema_rejects_a_broken_rule() -> None:
 
 
 def test_rendered_rules_pass_promtool(tmp_path: Path) -> None:
-    binary = promtool_binary()
-    if binary is None:
-        pytest.skip("promtool not found (apt-get install prometheus)")
+    binary = promtool()
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(rule(VALUE_SETS["alerts"])["spec"]))
     result = subprocess.run(

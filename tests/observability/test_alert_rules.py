@@ -20,22 +20,15 @@ from tests.support.alerts import (
     ALERTS_TEST_PATH,
     alert_rules,
     load_rules,
-    promtool_binary,
 )
-from tests.support.prometheus import prometheus_required
+from tests.support.alerts import promtool as find_promtool
 
 SEVERITIES = {"critical", "warning"}
 
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    binary = promtool_binary()
-    if binary is None:
-        reason = "promtool not found (apt-get install prometheus, or set PROMTOOL_BIN)"
-        if prometheus_required():
-            pytest.fail(reason + "; required because CI / SIGNALING_REQUIRE_PROMETHEUS=1 is set")
-        pytest.skip(reason)
-    return binary
+    return find_promtool()
 
 
 def _run(promtool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -40,8 +40,7 @@ from tests.support.http import http_get
 from tests.support.prometheus import (
     JOB,
     Prometheus,
-    prometheus_binary,
-    prometheus_required,
+    required_binary,
     run_prometheus,
 )
 from tests.support.server import ServerProcess, spawn_server
@@ -215,13 +214,7 @@ def server() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def prometheus_bin() -> str:
-    binary = prometheus_binary()
-    if binary is None:
-        reason = "prometheus binary not found (apt-get install prometheus, or set PROMETHEUS_BIN)"
-        if prometheus_required():
-            pytest.fail(reason + "; required because CI / SIGNALING_REQUIRE_PROMETHEUS=1 is set")
-        pytest.skip(reason)
-    return binary
+    return required_binary("prometheus", "PROMETHEUS_BIN")
 
 
 @dataclass

@@ -3,12 +3,12 @@ Helm tests)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.support.prometheus import required_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALERTS_PATH = REPO_ROOT / "prometheus" / "alerts.yaml"
@@ -26,13 +26,6 @@ def alert_rules(doc: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     return [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]
 
 
-def promtool_binary() -> str | None:
-    """$PROMTOOL_BIN, else `promtool` on PATH, else Debian's path (package prometheus)."""
-    for candidate in (
-        os.environ.get("PROMTOOL_BIN"),
-        shutil.which("promtool"),
-        "/usr/bin/promtool",
-    ):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+def promtool() -> str:
+    """promtool ($PROMTOOL_BIN, PATH or Debian's path), or skip (fail in CI) without it."""
+    return required_binary("promtool", "PROMTOOL_BIN")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.ports import listening_ports
 from tests.support.server import stop_process
 from tests.support.waiting import wait_until
@@ -22,14 +24,10 @@ from tests.support.waiting import wait_until
 JOB = "signaling"
 
 
-def prometheus_binary() -> str | None:
-    """$PROMETHEUS_BIN, else `prometheus` on PATH, else Debian's path; None if none exists."""
-    candidates = [
-        os.environ.get("PROMETHEUS_BIN"),
-        shutil.which("prometheus"),
-        "/usr/bin/prometheus",
-    ]
-    for candidate in candidates:
+def find_binary(name: str, env: str) -> str | None:
+    """$``env``, else ``name`` on PATH, else Debian's /usr/bin path (package prometheus);
+    None if none exists."""
+    for candidate in (os.environ.get(env), shutil.which(name), f"/usr/bin/{name}"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -38,6 +36,18 @@ def prometheus_binary() -> str | None:
 def prometheus_required() -> bool:
     """In CI (or when asked) a missing Prometheus is a failure, not a skip."""
     return os.environ.get("SIGNALING_REQUIRE_PROMETHEUS") == "1" or bool(os.environ.get("CI"))
+
+
+def required_binary(name: str, env: str) -> str:
+    """``find_binary``, or skip the calling test without it (fail it where Prometheus is
+    required: ``prometheus_required``)."""
+    binary = find_binary(name, env)
+    if binary is None:
+        reason = f"{name} not found (apt-get install prometheus, or set {env})"
+        if prometheus_required():
+            pytest.fail(reason + "; required because CI / SIGNALING_REQUIRE_PROMETHEUS=1 is set")
+        pytest.skip(reason)
+    return binary
 
 
 class PrometheusError(RuntimeError):
